@@ -1,0 +1,325 @@
+"""``dexhand/CubeReorient-v0``: the Dactyl cube-reorientation task as a Gymnasium environment.
+
+Observations are a Dict with a ``policy`` part (what the real robot can measure, with noise) and a
+``critic`` part (the full simulator state plus this episode's randomization parameters) for
+asymmetric actor-critic training. Actions are relative joint-position targets for the 20
+actuators, continuous in [-1, 1] or discretized into ``task.action_bins`` bins per actuator.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from sim import rotations
+from sim.config import EnvConfig
+from sim.configio import apply_overrides
+from sim.randomizers import (
+    ActionPerturbation,
+    ObservationNoiseModel,
+    RandomForces,
+    build_model_randomizers,
+)
+from sim.scene import CUBE_START, HOME_POSE, VIDEO_CAMERA, VISION_CAMERAS, SceneIds, build_model
+from sim.task import StepOutcome, TaskState, evaluate_step, sample_goal
+from sim.visual import CameraRenderer, VisualRandomizer, add_pixel_noise
+
+HAND_ORIGIN = CUBE_START  # positions in observations are relative to the cube's rest point
+SETTLE_STEPS = 3  # control steps with the hand holding still after a reset, so the cube lands
+
+
+def policy_layout(include_joint_angles: bool, n_joints: int = 24, n_actions: int = 20) -> dict[str, slice]:
+    """Where each quantity sits in the ``policy`` observation (exported with the policy)."""
+    parts = [("fingertip_pos", 15), ("cube_pos", 3), ("cube_quat", 4), ("goal_quat", 4), ("relative_quat", 4),
+             ("previous_action", n_actions)]
+    if include_joint_angles:
+        parts.append(("joint_pos", n_joints))
+    layout, start = {}, 0
+    for name, size in parts:
+        layout[name] = slice(start, start + size)
+        start += size
+    return layout
+
+
+class CubeReorientEnv(gym.Env):
+    """Shadow Hand turning a cube to goal orientations (Dactyl semantics; see ``sim.config``)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 12.5}
+
+    def __init__(
+        self,
+        config: EnvConfig | None = None,
+        overrides: Iterable[str] = (),
+        render_mode: str | None = None,
+        render_camera: str = VIDEO_CAMERA,
+    ) -> None:
+        cfg = apply_overrides(config or EnvConfig(), overrides)
+        self.cfg = cfg
+        self.render_mode = render_mode
+        self.render_camera = render_camera
+        self.model = build_model(cfg.scene)
+        self.nominal = copy.copy(self.model)
+        self.data = mujoco.MjData(self.model)
+        self.ids = SceneIds.from_model(self.model)
+        self.metadata = {**self.metadata, "render_fps": 1.0 / cfg.scene.control_period}
+
+        rcfg = cfg.randomization
+        self.model_randomizers = build_model_randomizers(self.model, rcfg)
+        self.visual_randomizer = VisualRandomizer(self.model, rcfg.visual)
+        self.action_perturbation = ActionPerturbation(rcfg.action_latency_steps, rcfg.backlash_std, self.model.nu)
+        self.forces = RandomForces(rcfg.random_force_std, rcfg.random_force_interval, cfg.scene.control_period)
+        self.obs_noise = ObservationNoiseModel(rcfg.observation_noise, len(self.ids.hand_qpos))
+
+        nu = self.model.nu
+        self.ctrl_low = self.model.actuator_ctrlrange[:, 0].copy()
+        self.ctrl_high = self.model.actuator_ctrlrange[:, 1].copy()
+        self.action_step = cfg.task.action_scale * 0.5 * (self.ctrl_high - self.ctrl_low)
+        if cfg.task.action_mode == "discrete":
+            self.action_space = gym.spaces.MultiDiscrete(np.full(nu, cfg.task.action_bins))
+        else:
+            self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(nu,), dtype=np.float32)
+        self.layout = policy_layout(cfg.task.include_joint_angles, len(self.ids.hand_qpos), nu)
+        n_policy = max(s.stop for s in self.layout.values())
+        self.n_scene_params = sum(r.n_params for r in self.model_randomizers) + 2
+        n_critic = 2 * len(self.ids.hand_qpos) + 13 + 8 + 15 + nu + self.n_scene_params
+        self.observation_space = gym.spaces.Dict(
+            {
+                "policy": gym.spaces.Box(-np.inf, np.inf, shape=(n_policy,), dtype=np.float32),
+                "critic": gym.spaces.Box(-np.inf, np.inf, shape=(n_critic,), dtype=np.float32),
+            }
+        )
+        self._cube_mass = float(self.model.body_mass[self.ids.cube_body])
+        self._previous_action = np.zeros(nu)
+        self._target = np.zeros(nu)
+        self._scene_params = np.zeros(self.n_scene_params)
+        self._task: TaskState | None = None
+        self._start_height = float(CUBE_START[2])
+        self._episode_steps = 0
+        self._renderers: dict[tuple[int, int], CameraRenderer] = {}
+
+    # ----------------------------------------------------------------------------------- reset
+    def _randomize(self, rng: np.random.Generator) -> None:
+        rcfg = self.cfg.randomization
+        strength = rcfg.strength if rcfg.enabled else 0.0
+        for randomizer in self.model_randomizers:
+            if strength > 0 and rcfg.physics:
+                randomizer.apply(self.model, self.nominal, rng, strength)
+            else:
+                randomizer.restore(self.model, self.nominal)
+        if strength > 0 and rcfg.visuals:
+            self.visual_randomizer.apply(self.model, self.nominal, rng, strength)
+        else:
+            self.visual_randomizer.restore(self.model, self.nominal)
+        if strength > 0 and rcfg.action:
+            self.action_perturbation.sample_episode(rng, strength)
+        else:
+            self.action_perturbation.reset_nominal()
+        self.forces.strength = strength if rcfg.forces else 0.0
+        if strength > 0 and rcfg.observation:
+            self.obs_noise.sample_episode(rng, strength)
+        else:
+            self.obs_noise.reset_nominal()
+        self._cube_mass = float(self.model.body_mass[self.ids.cube_body])
+        self._scene_params = np.concatenate(
+            [r.params() for r in self.model_randomizers] + [self.action_perturbation.params()]
+        )
+
+    def _place_cube(self, rng: np.random.Generator) -> None:
+        """Cube on the palm in a random face-up orientation, raised until nothing interpenetrates."""
+        d, ids = self.data, self.ids
+        face = sample_goal("faces", rng)
+        quat = rotations.multiply(sample_goal("z", rng), face)
+        pos = CUBE_START.copy()
+        pos[:2] += rng.uniform(-0.005, 0.005, 2)
+        pos[2] = CUBE_START[2] + self.model.geom_size[ids.cube_geom][0] - 0.0275
+        d.qpos[ids.cube_qpos : ids.cube_qpos + 3] = pos
+        d.qpos[ids.cube_qpos + 3 : ids.cube_qpos + 7] = quat
+        for _ in range(50):
+            mujoco.mj_forward(self.model, d)
+            if d.ncon == 0 or d.contact.dist[: d.ncon].min() > -1e-4:
+                break
+            d.qpos[ids.cube_qpos + 2] += 0.002
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        self._randomize(rng)
+        mujoco.mj_resetData(self.model, self.data)
+        for joint, angle in HOME_POSE.items():
+            self.data.qpos[self.model.joint("robot0:" + joint).qposadr[0]] = angle
+        self._place_cube(rng)
+        self._target = self.data.qpos[self.ids.actuated_qpos].clip(self.ctrl_low, self.ctrl_high)
+        self.data.ctrl[:] = self._target
+        mujoco.mj_step(self.model, self.data, nstep=SETTLE_STEPS * self.cfg.scene.substeps)
+        self._start_height = float(self.data.qpos[self.ids.cube_qpos + 2])
+        self._previous_action = np.zeros(self.model.nu)
+        cube_quat = self._cube_quat()
+        goal = sample_goal(self.cfg.task.goal_mode, rng, cube_quat)
+        if options and "goal" in options:
+            goal = rotations.normalize(np.asarray(options["goal"], dtype=np.float64))
+        self._task = TaskState(goal=goal, previous_distance=float(rotations.distance(cube_quat, goal)))
+        self._episode_steps = 0
+        return self._observation(), self._info(None, unstable=False)
+
+    # ------------------------------------------------------------------------------------ step
+    def _action_to_unit(self, action: Any) -> np.ndarray:
+        """Validate an action and map it to [-1, 1]^20; bad input never reaches MuJoCo."""
+        a = np.asarray(action)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape}")
+        if self.cfg.task.action_mode == "discrete":
+            if not np.issubdtype(a.dtype, np.integer):
+                if not np.all(np.isfinite(a)):
+                    raise ValueError("action contains NaN or inf")
+                if not np.all(a == np.round(a)):
+                    raise ValueError("discrete action must hold integer bin indices")
+            bins = self.cfg.task.action_bins
+            if np.any(a < 0) or np.any(a >= bins):
+                raise ValueError(f"discrete action bins must be in [0, {bins - 1}]")
+            return a.astype(np.float64) / (bins - 1) * 2.0 - 1.0
+        a = a.astype(np.float64)
+        if not np.all(np.isfinite(a)):
+            bad = np.flatnonzero(~np.isfinite(a)).tolist()
+            raise ValueError(f"action contains NaN or inf at indices {bad}")
+        return np.clip(a, -1.0, 1.0)
+
+    def step(self, action: Any):
+        if self._task is None:
+            raise RuntimeError("call reset() before step()")
+        unit = self._action_to_unit(action)
+        m, d, ids = self.model, self.data, self.ids
+        rng = self.np_random
+        substeps = self.cfg.scene.substeps
+        # Relative to the last commanded target (not the measured position, which sags under load).
+        desired = np.clip(self._target + unit * self.action_step, self.ctrl_low, self.ctrl_high)
+        new_target = self.action_perturbation.apply_backlash(self._target, desired)
+
+        force = self.forces.force(rng, self._cube_mass)
+        if force is not None:
+            d.xfrc_applied[ids.cube_body, :3] = force
+        delay = self.action_perturbation.delay_substeps(rng, substeps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if delay:
+                d.ctrl[:] = self._target
+                mujoco.mj_step(m, d, nstep=delay)
+            d.ctrl[:] = new_target
+            mujoco.mj_step(m, d, nstep=substeps - delay)
+        if force is not None:
+            d.xfrc_applied[ids.cube_body, :3] = 0.0
+        self._target = new_target
+        self._previous_action = unit
+        self._episode_steps += 1
+
+        unstable = bool(d.warning.number[mujoco.mjtWarning.mjWARN_BADQACC] > 0) or not np.all(
+            np.isfinite(d.qpos)
+        )
+        if unstable:
+            mujoco.mj_resetData(m, d)  # keep the env usable; the episode ends here
+            outcome = StepOutcome(0.0, False, False, False, True, float(self._task.previous_distance))
+            return self._observation(), 0.0, False, True, self._info(outcome, unstable=True)
+
+        cube_quat = self._cube_quat()
+        drop = self._start_height - float(d.qpos[ids.cube_qpos + 2])
+        outcome = evaluate_step(self.cfg.task, self._task, cube_quat, drop)
+        if outcome.success and not outcome.terminated:
+            self._task.goal = sample_goal(self.cfg.task.goal_mode, rng, cube_quat)
+            self._task.previous_distance = float(rotations.distance(cube_quat, self._task.goal))
+        truncated = outcome.truncated or self._episode_steps >= self.cfg.max_episode_steps
+        return self._observation(), outcome.reward, outcome.terminated, truncated, self._info(outcome, unstable=False)
+
+    # ---------------------------------------------------------------------------- observations
+    def _cube_quat(self) -> np.ndarray:
+        q = self.data.qpos[self.ids.cube_qpos + 3 : self.ids.cube_qpos + 7]
+        return q / np.linalg.norm(q)
+
+    def fingertip_positions(self) -> np.ndarray:
+        """Fingertip sites relative to the hand origin, (5, 3), noiseless."""
+        return self.data.site_xpos[self.ids.fingertip_sites] - HAND_ORIGIN
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        d, ids, rng, noise = self.data, self.ids, self.np_random, self.obs_noise
+        task = self._task
+        tips = self.fingertip_positions().ravel()
+        cube_pos = d.qpos[ids.cube_qpos : ids.cube_qpos + 3] - HAND_ORIGIN
+        cube_quat = self._cube_quat()
+        joints = d.qpos[ids.hand_qpos]
+        noisy_quat = noise.quaternion(cube_quat, rng)
+        noisy_quat = noisy_quat * (1.0 if noisy_quat[0] >= 0 else -1.0)
+        parts = [
+            noise.vector("fingertip_pos", tips, rng),
+            noise.vector("cube_pos", cube_pos, rng),
+            noisy_quat,
+            task.goal,
+            rotations.relative(noisy_quat, task.goal),
+            self._previous_action,
+        ]
+        if self.cfg.task.include_joint_angles:
+            parts.append(noise.vector("joint_pos", joints, rng))
+        critic = [
+            joints,
+            d.qvel[ids.hand_qvel],
+            cube_pos,
+            cube_quat,
+            d.qvel[ids.cube_qvel : ids.cube_qvel + 6],
+            task.goal,
+            rotations.relative(cube_quat, task.goal),
+            tips,
+            self._previous_action,
+            self._scene_params,
+        ]
+        return {
+            "policy": np.concatenate(parts).astype(np.float32),
+            "critic": np.concatenate(critic).astype(np.float32),
+        }
+
+    def _info(self, outcome: StepOutcome | None, unstable: bool) -> dict[str, Any]:
+        task = self._task
+        return {
+            "is_success": bool(outcome.success) if outcome else False,
+            "consecutive_successes": task.consecutive_successes,
+            "dropped": bool(outcome.dropped) if outcome else False,
+            "rotation_distance": float(outcome.distance) if outcome else task.previous_distance,
+            "sim_unstable": unstable,
+            "goal_quat": task.goal.copy(),
+        }
+
+    # ------------------------------------------------------------------------------- rendering
+    @property
+    def cube_quat(self) -> np.ndarray:
+        return self._cube_quat()
+
+    @property
+    def cube_pos(self) -> np.ndarray:
+        return self.data.qpos[self.ids.cube_qpos : self.ids.cube_qpos + 3].copy()
+
+    def _renderer(self, width: int, height: int) -> CameraRenderer:
+        key = (width, height)
+        if key not in self._renderers:
+            self._renderers[key] = CameraRenderer(self.model, width, height)
+        return self._renderers[key]
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        s = self.cfg.scene
+        return self._renderer(s.video_width, s.video_height).render(self.data, self.render_camera)
+
+    def render_views(self, size: int | None = None, cameras: Iterable[str] = VISION_CAMERAS) -> dict[str, np.ndarray]:
+        """The vision cameras' images (uint8, size x size x 3) with pixel noise when randomized."""
+        size = size or self.cfg.scene.vision_image_size
+        renderer = self._renderer(size, size)
+        rcfg = self.cfg.randomization
+        std = rcfg.visual.pixel_noise_std * rcfg.strength if (rcfg.enabled and rcfg.visuals) else 0.0
+        return {c: add_pixel_noise(renderer.render(self.data, c), std, self.np_random) for c in cameras}
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

@@ -1,0 +1,71 @@
+"""The Dactyl task's logic on plain arrays: goals, rotation distance, success, drop, timeout, reward.
+
+Kept free of MuJoCo so it can be tested on constructed states and reused by the ROS goal manager.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import rotations
+from sim.config import TaskConfig
+
+FACE_ORIENTATIONS = rotations.face_aligned_orientations()
+
+
+def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None = None) -> np.ndarray:
+    """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``."""
+    if mode == "full":
+        return rotations.random_uniform(rng)
+    if mode == "faces":
+        return FACE_ORIENTATIONS[rng.integers(len(FACE_ORIENTATIONS))].copy()
+    if mode == "z":
+        base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
+        yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
+        return rotations.normalize(rotations.multiply(yaw, base))
+    raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
+
+
+@dataclass
+class StepOutcome:
+    reward: float
+    success: bool
+    dropped: bool
+    terminated: bool
+    truncated: bool
+    distance: float
+
+
+@dataclass
+class TaskState:
+    """Per-episode counters the task updates every control step."""
+
+    goal: np.ndarray
+    previous_distance: float
+    consecutive_successes: int = 0
+    steps_since_goal: int = 0
+
+
+def evaluate_step(cfg: TaskConfig, state: TaskState, cube_quat: np.ndarray, cube_height_drop: float) -> StepOutcome:
+    """Score one control step and update ``state`` (a new goal is the caller's job on success).
+
+    ``cube_height_drop`` is how far (m) the cube is below its start height.
+    """
+    distance = float(rotations.distance(cube_quat, state.goal))
+    rewards = cfg.rewards
+    reward = rewards.rotation_progress * (state.previous_distance - distance)
+    state.previous_distance = distance
+    state.steps_since_goal += 1
+    dropped = cube_height_drop > cfg.drop_height
+    success = (not dropped) and distance < cfg.success_threshold
+    if success:
+        reward += rewards.success_bonus
+        state.consecutive_successes += 1
+        state.steps_since_goal = 0
+    if dropped:
+        reward += rewards.drop_penalty
+    terminated = dropped or state.consecutive_successes >= cfg.max_consecutive_successes
+    truncated = (not terminated) and state.steps_since_goal >= cfg.goal_timeout_steps
+    return StepOutcome(reward, success, dropped, terminated, truncated, distance)
