@@ -67,8 +67,8 @@ def exact_potential(pa: np.ndarray, pb: np.ndarray, v: float) -> PairPotential:
     return PairPotential(value, ga, gb, gv, 0.0, pa.size * pb.size)
 
 
-def _blocked_sums(pa_sorted: np.ndarray, pb_sorted: np.ndarray, v: float, radius: float,
-                  block: int = 256) -> tuple[float, np.ndarray, np.ndarray, float, int]:
+def _blocked_sums(pa_sorted: np.ndarray, pb_sorted: np.ndarray, v: float,
+                  radius: float) -> tuple[float, np.ndarray, np.ndarray, float, int]:
     """Sums over pairs within ``radius`` (plus a block's width) using dense slabs of sorted data.
 
     Both sides are sorted; each block of a's points meets only the contiguous run of b's points
@@ -79,6 +79,7 @@ def _blocked_sums(pa_sorted: np.ndarray, pb_sorted: np.ndarray, v: float, radius
     grad_b = np.zeros(pb_sorted.size)
     grad_v = 0.0
     kept = 0
+    block = int(np.clip(pa_sorted.size // 16, 16, 256))  # small blocks waste few pairs, big ones few calls
     for start in range(0, pa_sorted.size, block):
         chunk = pa_sorted[start : start + block]
         lo = int(np.searchsorted(pb_sorted, chunk[0] - radius, side="left"))
