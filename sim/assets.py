@@ -40,7 +40,9 @@ def assets_root() -> Path:
         )
     root = Path(next(iter(spec.submodule_search_locations))) / "envs" / "assets"
     if not (root / "hand" / HAND_XML).is_file():
-        raise AssetsNotFoundError(f"gymnasium-robotics is installed but {root / 'hand' / HAND_XML} is missing")
+        raise AssetsNotFoundError(
+            f"gymnasium-robotics is installed but {root / 'hand' / HAND_XML} is missing"
+        )
     return root
 
 

@@ -152,7 +152,9 @@ def apply_overrides(obj: T, overrides: Iterable[str]) -> T:
             if not isinstance(node, dict) or key not in node:
                 done = ".".join(keys[:i]) or type(obj).__name__
                 known = sorted(node) if isinstance(node, dict) else []
-                raise ConfigError(f"unknown config field {path} ({key!r} is not a field of {done}; known: {known})")
+                raise ConfigError(
+                    f"unknown config field {path} ({key!r} is not a field of {done}; known: {known})"
+                )
             if i == len(keys) - 1:
                 node[key] = yaml.safe_load(raw) if raw.strip() else ""
             else:

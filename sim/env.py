@@ -36,8 +36,14 @@ SETTLE_STEPS = 3  # control steps with the hand holding still after a reset, so 
 
 def policy_layout(include_joint_angles: bool, n_joints: int = 24, n_actions: int = 20) -> dict[str, slice]:
     """Where each quantity sits in the ``policy`` observation (exported with the policy)."""
-    parts = [("fingertip_pos", 15), ("cube_pos", 3), ("cube_quat", 4), ("goal_quat", 4), ("relative_quat", 4),
-             ("previous_action", n_actions)]
+    parts = [
+        ("fingertip_pos", 15),
+        ("cube_pos", 3),
+        ("cube_quat", 4),
+        ("goal_quat", 4),
+        ("relative_quat", 4),
+        ("previous_action", n_actions),
+    ]
     if include_joint_angles:
         parts.append(("joint_pos", n_joints))
     layout, start = {}, 0
@@ -72,8 +78,12 @@ class CubeReorientEnv(gym.Env):
         rcfg = cfg.randomization
         self.model_randomizers = build_model_randomizers(self.model, rcfg)
         self.visual_randomizer = VisualRandomizer(self.model, rcfg.visual)
-        self.action_perturbation = ActionPerturbation(rcfg.action_latency_steps, rcfg.backlash_std, self.model.nu)
-        self.forces = RandomForces(rcfg.random_force_std, rcfg.random_force_interval, cfg.scene.control_period)
+        self.action_perturbation = ActionPerturbation(
+            rcfg.action_latency_steps, rcfg.backlash_std, self.model.nu
+        )
+        self.forces = RandomForces(
+            rcfg.random_force_std, rcfg.random_force_interval, cfg.scene.control_period
+        )
         self.obs_noise = ObservationNoiseModel(rcfg.observation_noise, len(self.ids.hand_qpos))
 
         nu = self.model.nu
@@ -232,7 +242,13 @@ class CubeReorientEnv(gym.Env):
             self._task.goal = sample_goal(self.cfg.task.goal_mode, rng, cube_quat)
             self._task.previous_distance = float(rotations.distance(cube_quat, self._task.goal))
         truncated = outcome.truncated or self._episode_steps >= self.cfg.max_episode_steps
-        return self._observation(), outcome.reward, outcome.terminated, truncated, self._info(outcome, unstable=False)
+        return (
+            self._observation(),
+            outcome.reward,
+            outcome.terminated,
+            truncated,
+            self._info(outcome, unstable=False),
+        )
 
     # ---------------------------------------------------------------------------- observations
     def _cube_quat(self) -> np.ndarray:
@@ -311,7 +327,9 @@ class CubeReorientEnv(gym.Env):
         s = self.cfg.scene
         return self._renderer(s.video_width, s.video_height).render(self.data, self.render_camera)
 
-    def render_views(self, size: int | None = None, cameras: Iterable[str] = VISION_CAMERAS) -> dict[str, np.ndarray]:
+    def render_views(
+        self, size: int | None = None, cameras: Iterable[str] = VISION_CAMERAS
+    ) -> dict[str, np.ndarray]:
         """The vision cameras' images (uint8, size x size x 3) with pixel noise when randomized."""
         size = size or self.cfg.scene.vision_image_size
         renderer = self._renderer(size, size)

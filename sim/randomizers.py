@@ -18,7 +18,9 @@ from sim.config import FrictionRanges, ObservationNoise, RandomizationConfig, Sc
 from sim.scene import CUBE_BODY, CUBE_GEOM
 
 
-def sample_factor(rng: np.random.Generator, bounds: tuple[float, float], strength: float, size=None) -> np.ndarray:
+def sample_factor(
+    rng: np.random.Generator, bounds: tuple[float, float], strength: float, size=None
+) -> np.ndarray:
     """Log-uniform multiplier in ``bounds`` pulled toward 1 by ``strength`` (0 gives exactly 1)."""
     low, high = np.log(bounds[0]) * strength, np.log(bounds[1]) * strength
     return np.exp(rng.uniform(low, high, size=size))
@@ -29,7 +31,9 @@ def hand_body_ids(model: mujoco.MjModel) -> np.ndarray:
 
 
 def hand_geom_ids(model: mujoco.MjModel) -> np.ndarray:
-    return np.array([g for g in range(model.ngeom) if model.body(model.geom_bodyid[g]).name.startswith("robot0:")])
+    return np.array(
+        [g for g in range(model.ngeom) if model.body(model.geom_bodyid[g]).name.startswith("robot0:")]
+    )
 
 
 class ModelRandomizer:
@@ -38,7 +42,9 @@ class ModelRandomizer:
     name = "base"
     n_params = 0
 
-    def apply(self, model: mujoco.MjModel, nominal: mujoco.MjModel, rng: np.random.Generator, strength: float) -> None:
+    def apply(
+        self, model: mujoco.MjModel, nominal: mujoco.MjModel, rng: np.random.Generator, strength: float
+    ) -> None:
         raise NotImplementedError
 
     def restore(self, model: mujoco.MjModel, nominal: mujoco.MjModel) -> None:
@@ -117,7 +123,9 @@ class Friction(ModelRandomizer):
         self.reset_params()
 
     def apply(self, model, nominal, rng, strength):
-        f = np.array([sample_factor(rng, getattr(self.ranges, p), strength) for p in ("slide", "torsion", "roll")])
+        f = np.array(
+            [sample_factor(rng, getattr(self.ranges, p), strength) for p in ("slide", "torsion", "roll")]
+        )
         model.geom_friction[self.geoms] = nominal.geom_friction[self.geoms] * f
         self._params = f
 
@@ -160,7 +168,11 @@ class Timestep(ModelRandomizer):
         self.reset_params()
 
     def apply(self, model, nominal, rng, strength):
-        f = 1.0 + rng.exponential(self.mean_fraction * strength) if strength > 0 and self.mean_fraction > 0 else 1.0
+        f = (
+            1.0 + rng.exponential(self.mean_fraction * strength)
+            if strength > 0 and self.mean_fraction > 0
+            else 1.0
+        )
         model.opt.timestep = nominal.opt.timestep * f
         self._params = np.array([f])
 
@@ -306,8 +318,12 @@ class ObservationNoiseModel:
         self.cfg = cfg
         self.n_joints = n_joints
         self.strength = 0.0
-        self.offsets = {"fingertip_pos": np.zeros(15), "joint_pos": np.zeros(n_joints), "cube_pos": np.zeros(3),
-                        "cube_quat": np.array([1.0, 0, 0, 0])}
+        self.offsets = {
+            "fingertip_pos": np.zeros(15),
+            "joint_pos": np.zeros(n_joints),
+            "cube_pos": np.zeros(3),
+            "cube_quat": np.array([1.0, 0, 0, 0]),
+        }
 
     def sample_episode(self, rng: np.random.Generator, strength: float) -> None:
         self.strength = strength

@@ -107,8 +107,11 @@ def face_aligned_orientations() -> np.ndarray:
     return np.array([from_matrix(m) for m in mats])
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
+def look_at(
+    eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] = (0.0, 0.0, 1.0)
+) -> np.ndarray:
     """Quaternion of a MuJoCo camera at ``eye`` looking at ``target`` (camera looks along -z)."""
+    up = np.asarray(up, dtype=np.float64)
     forward = np.asarray(target, float) - np.asarray(eye, float)
     forward /= np.linalg.norm(forward)
     z = -forward

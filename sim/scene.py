@@ -95,8 +95,13 @@ def build_spec(cfg: SceneConfig) -> mujoco.MjSpec:
     geom.solimp = list(cfg.cube_solimp)
     # A visible tinted backdrop so camera images have a background to randomize.
     spec.worldbody.add_geom(
-        name="backdrop", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[1.0, 1.6, 0.5], size=[1.0, 0.01, 0.6],
-        rgba=[0.55, 0.55, 0.6, 1.0], contype=0, conaffinity=0,
+        name="backdrop",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=[1.0, 1.6, 0.5],
+        size=[1.0, 0.01, 0.6],
+        rgba=[0.55, 0.55, 0.6, 1.0],
+        contype=0,
+        conaffinity=0,
     )
     for name, eye in CAMERA_EYES.items():
         spec.worldbody.add_camera(

@@ -26,12 +26,15 @@ class StabilityReport:
     drops: int
 
 
-def measure(timestep: float, substeps: int, episodes: int = 4, steps: int = 100, seed: int = 0) -> StabilityReport:
+def measure(
+    timestep: float, substeps: int, episodes: int = 4, steps: int = 100, seed: int = 0
+) -> StabilityReport:
     """Random relative actions on the nominal scene; penetration from every physics substep."""
     from sim.env import CubeReorientEnv
 
     cfg = apply_overrides(
-        EnvConfig(), [f"scene.timestep={timestep}", f"scene.substeps={substeps}", "randomization.enabled=false"]
+        EnvConfig(),
+        [f"scene.timestep={timestep}", f"scene.substeps={substeps}", "randomization.enabled=false"],
     )
     env = CubeReorientEnv(cfg)
     m, d = env.model, env.data
@@ -42,7 +45,9 @@ def measure(timestep: float, substeps: int, episodes: int = 4, steps: int = 100,
     for ep in range(episodes):
         env.reset(seed=seed + ep)
         for _ in range(steps):
-            target = np.clip(env._target + rng.uniform(-1, 1, m.nu) * env.action_step * 0.5, env.ctrl_low, env.ctrl_high)
+            target = np.clip(
+                env._target + rng.uniform(-1, 1, m.nu) * env.action_step * 0.5, env.ctrl_low, env.ctrl_high
+            )
             env._target = target
             d.ctrl[:] = target
             for _ in range(substeps):
@@ -70,4 +75,6 @@ def measure(timestep: float, substeps: int, episodes: int = 4, steps: int = 100,
     drift = float(energies[len(energies) // 4 :].max() - energies[len(energies) // 4])
     pen = np.maximum(np.asarray(depths), 0.0) if depths else np.zeros(1)
     env.close()
-    return StabilityReport(timestep, substeps, 1000 * pen.max(), 1000 * pen.mean(), 1000 * drift, unstable, drops)
+    return StabilityReport(
+        timestep, substeps, 1000 * pen.max(), 1000 * pen.mean(), 1000 * drift, unstable, drops
+    )

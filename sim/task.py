@@ -48,7 +48,9 @@ class TaskState:
     steps_since_goal: int = 0
 
 
-def evaluate_step(cfg: TaskConfig, state: TaskState, cube_quat: np.ndarray, cube_height_drop: float) -> StepOutcome:
+def evaluate_step(
+    cfg: TaskConfig, state: TaskState, cube_quat: np.ndarray, cube_height_drop: float
+) -> StepOutcome:
     """Score one control step and update ``state`` (a new goal is the caller's job on success).
 
     ``cube_height_drop`` is how far (m) the cube is below its start height.

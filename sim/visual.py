@@ -32,14 +32,20 @@ class VisualRandomizer(ModelRandomizer):
     def apply(self, model, nominal, rng, strength):
         c = self.cfg
         n = len(self.cameras)
-        model.cam_pos[self.cameras] = nominal.cam_pos[self.cameras] + rng.normal(0, c.camera_pos_std * strength, (n, 3))
+        model.cam_pos[self.cameras] = nominal.cam_pos[self.cameras] + rng.normal(
+            0, c.camera_pos_std * strength, (n, 3)
+        )
         for cam in self.cameras:
             tilt = rotations.from_axis_angle(rng.normal(size=3), rng.normal(0, c.camera_angle_std * strength))
             model.cam_quat[cam] = rotations.multiply(nominal.cam_quat[cam], tilt)
-        model.cam_fovy[self.cameras] = nominal.cam_fovy[self.cameras] + rng.normal(0, c.fovy_std * strength, n)
+        model.cam_fovy[self.cameras] = nominal.cam_fovy[self.cameras] + rng.normal(
+            0, c.fovy_std * strength, n
+        )
         lo, hi = c.light_diffuse
         mid = 0.5 * (lo + hi)
-        model.light_diffuse[:] = rng.uniform(mid + (lo - mid) * strength, mid + (hi - mid) * strength, (model.nlight, 1))
+        model.light_diffuse[:] = rng.uniform(
+            mid + (lo - mid) * strength, mid + (hi - mid) * strength, (model.nlight, 1)
+        )
         model.light_pos[:] = nominal.light_pos + rng.normal(0, c.light_pos_std * strength, (model.nlight, 3))
         jitter = c.color_jitter * strength
         for geoms in (self.hand_geoms, self.background_geoms):
