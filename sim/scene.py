@@ -24,14 +24,14 @@ FINGERTIP_SITES = ("robot0:S_fftip", "robot0:S_mftip", "robot0:S_rftip", "robot0
 VISION_CAMERAS = ("cam_left", "cam_right", "cam_top")
 VIDEO_CAMERA = "cam_video"
 # Camera rig around the palm (Dactyl had three cameras around the hand): eye positions in metres.
-CAMERA_TARGET = np.array([1.0, 0.89, 0.19])
+CAMERA_TARGET = np.array([1.0, 0.87, 0.17])
 CAMERA_EYES = {
-    "cam_left": np.array([0.72, 0.80, 0.42]),
-    "cam_right": np.array([1.28, 0.80, 0.42]),
-    "cam_top": np.array([1.0, 0.62, 0.55]),
-    "cam_video": np.array([1.0, 0.45, 0.45]),
+    "cam_left": np.array([0.80, 0.76, 0.33]),
+    "cam_right": np.array([1.20, 0.76, 0.33]),
+    "cam_top": np.array([1.0, 0.72, 0.40]),
+    "cam_video": np.array([1.0, 0.52, 0.40]),
 }
-CAMERA_FOVY = 45.0
+CAMERA_FOVY = 40.0
 # A shallow cup the cube rests in at reset (joint name without the "robot0:" prefix -> rad).
 HOME_POSE = {"FFJ2": 0.4, "MFJ2": 0.4, "RFJ2": 0.4, "LFJ2": 0.4, "THJ4": 0.5, "THJ3": 0.6}
 

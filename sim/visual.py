@@ -49,8 +49,9 @@ class VisualRandomizer(ModelRandomizer):
         model.light_pos[:] = nominal.light_pos + rng.normal(0, c.light_pos_std * strength, (model.nlight, 3))
         jitter = c.color_jitter * strength
         for geoms in (self.hand_geoms, self.background_geoms):
-            base = nominal.geom_rgba[geoms, :3]
-            model.geom_rgba[geoms, :3] = np.clip(base + rng.uniform(-jitter, jitter, (len(geoms), 3)), 0, 1)
+            # One shift for the whole group (a differently coloured glove or table), a little per part.
+            shift = rng.uniform(-jitter, jitter, 3) + rng.uniform(-0.2 * jitter, 0.2 * jitter, (len(geoms), 3))
+            model.geom_rgba[geoms, :3] = np.clip(nominal.geom_rgba[geoms, :3] + shift, 0, 1)
         if self.cube_mat >= 0:
             tint = c.cube_tint * strength
             model.mat_rgba[self.cube_mat, :3] = np.clip(
