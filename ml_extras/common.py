@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dexhand.report import format_table, write_json  # noqa: F401  (re-exported for modules)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Debian data packages unpacked by `make setup` (R data files; no R installation needed).
@@ -73,46 +73,6 @@ def base_parser(description: str, default_json: str | None = None) -> argparse.A
     parser.add_argument("--out", type=Path, default=Path("out"),
                         help="folder for plots and checkpoints (default ./out)")
     return parser
-
-
-def format_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> str:
-    """A plain-text table with one column per key of the first row."""
-    if not rows:
-        return f"{title or ''}\n(no rows)"
-    keys = list(rows[0].keys())
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value)
-
-    cells = [[cell(r.get(k, "")) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    lines = []
-    if title:
-        lines.append(title)
-    lines.append("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells)
-    return "\n".join(lines)
-
-
-def write_json(path: Path | None, payload: dict[str, Any]) -> None:
-    """Write results as JSON (numpy scalars converted), creating folders as needed."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, (np.integer, np.floating)):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        if isinstance(obj, Path):
-            return str(obj)
-        raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-    path.write_text(json.dumps(payload, indent=2, default=default))
 
 
 class Timer:
