@@ -1,0 +1,90 @@
+"""CLI: `python -m ml_extras.lm_components [--quick]`.
+
+Trains four word-level LSTMP language models on PTB for the same number of steps -- word
+embeddings or char-CNN inputs, crossed with full or importance-sampled softmax -- and reports the
+exact validation perplexity (always with the full softmax) and the median training-step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import torch
+
+from ml_extras.common import Timer, base_parser, format_table, seed_everything, write_json
+from ml_extras.lm_components.model import WordLM
+from ml_extras.lm_components.train import TrainConfig, perplexity, train_lm
+from ml_extras.ptb import CHAR_VOCAB_SIZE, Vocabulary, batchify, load_sentences, stream_ids
+
+
+@dataclass(frozen=True)
+class Scale:
+    max_train_sentences: int | None
+    max_valid_sentences: int | None
+    embed_dim: int
+    hidden_dim: int
+    proj_dim: int
+    batch_size: int
+    bptt: int
+    steps: int
+
+
+QUICK = Scale(max_train_sentences=6000, max_valid_sentences=600, embed_dim=128, hidden_dim=256, proj_dim=128,
+              batch_size=32, bptt=20, steps=120)
+FULL = Scale(max_train_sentences=None, max_valid_sentences=None, embed_dim=256, hidden_dim=1024, proj_dim=256,
+             batch_size=32, bptt=20, steps=4000)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = base_parser(__doc__ or "", default_json="out/lm_components.json")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per model (overrides the mode)")
+    parser.add_argument("--num-samples", type=int, default=256, help="K, words sampled per step by the sampled softmax")
+    parser.add_argument("--proposal-power", type=float, default=1.0,
+                        help="proposal q = unigram^power (normalised); 1.0 is the plain unigram")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (keep 1-2 on a shared box)")
+    parser.add_argument("--resume", action="store_true", help="resume each model from its checkpoint in --out")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    scale = QUICK if args.quick else FULL
+    steps = args.steps or scale.steps
+    # The vocabulary always comes from the whole training split (PTB's closed 10k words), so the
+    # softmax has its real size even when quick mode trains on a subset.
+    vocab = Vocabulary.build(load_sentences("train"))
+    train_rows = batchify(stream_ids(load_sentences("train", scale.max_train_sentences), vocab), scale.batch_size)
+    valid_rows = batchify(stream_ids(load_sentences("valid", scale.max_valid_sentences), vocab), 16)
+    proposal = vocab.unigram(args.proposal_power)
+    char_table = vocab.char_table(max_word_len=16)
+    print(f"PTB: vocabulary {len(vocab)}, {train_rows.numel()} train / {valid_rows.numel()} valid tokens, "
+          f"{steps} steps per model, K={args.num_samples} samples")
+
+    rows, curves = [], {}
+    for input_kind in ("embedding", "charcnn"):
+        for softmax_kind in ("full", "sampled"):
+            name = f"{input_kind}+{softmax_kind}"
+            seed_everything(args.seed)
+            model = WordLM(len(vocab), proposal, input_kind, softmax_kind, scale.embed_dim, scale.hidden_dim,
+                           scale.proj_dim, args.num_samples, char_table, CHAR_VOCAB_SIZE)
+            config = TrainConfig(steps=steps, bptt=scale.bptt)
+            checkpoint = None if args.quick else args.out / "lm_components" / f"{name.replace('+', '_')}.pt"
+            with Timer() as timer:
+                result = train_lm(model, train_rows, config, seed=args.seed, checkpoint=checkpoint,
+                                  resume=args.resume, desc=name)
+            curves[name] = result["losses"]
+            n_params = sum(p.numel() for p in model.parameters())
+            rows.append({"inputs": input_kind, "softmax": softmax_kind, "params_M": n_params / 1e6,
+                         "valid_ppl": perplexity(model, valid_rows), "step_ms": 1000 * result["step_time_s"],
+                         "train_s": timer.seconds})
+    print(format_table(rows, title=f"PTB word LM (LSTMP {scale.hidden_dim}->{scale.proj_dim}), {steps} equal steps; "
+                                   "validation perplexity with the exact softmax"))
+    write_json(args.json, {"mode": "quick" if args.quick else "full", "steps": steps, "vocab_size": len(vocab),
+                           "num_samples": args.num_samples, "results": rows, "train_loss_curves": curves})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Truncated-BPTT training with timed steps, and exact (full-softmax) perplexity evaluation."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ml_extras.lm_components.model import WordLM
+from ml_extras.ptb import bptt_windows
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    bptt: int = 20
+    lr: float = 2e-3
+    clip: float = 1.0
+    checkpoint_every: int = 500
+
+
+def _detach(state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return state[0].detach(), state[1].detach()
+
+
+def train_lm(
+    model: WordLM,
+    rows: torch.Tensor,
+    config: TrainConfig,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    desc: str = "train",
+) -> dict[str, float | list[float]]:
+    """Adam over consecutive BPTT windows of batchified rows (wrapping around) for `config.steps`.
+
+    Returns the median step time (forward+backward+update; the first steps are warm-up and dropped)
+    and the training-loss curve. With `checkpoint`, saves state every `checkpoint_every` steps.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(seed)
+    step, losses, step_times = 0, [], []
+    if resume and checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        step, losses, step_times = saved["step"], saved["losses"], saved["step_times"]
+        generator.set_state(saved["generator"])
+    windows = list(bptt_windows(rows, config.bptt))
+    model.train()
+    state = None
+    bar = tqdm(total=config.steps, initial=step, desc=desc, leave=False, mininterval=2.0)
+    while step < config.steps:
+        inputs, targets = windows[step % len(windows)]
+        if step % len(windows) == 0:
+            state = None
+        start = time.perf_counter()
+        loss, state = model.loss(inputs, targets, state, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        step_times.append(time.perf_counter() - start)
+        state = _detach(state)
+        losses.append(loss.item())
+        step += 1
+        bar.update(1)
+        if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "losses": losses, "step_times": step_times, "generator": generator.get_state(),
+                        "config": asdict(config)}, checkpoint)
+    bar.close()
+    timed = step_times[min(5, len(step_times) - 1):]
+    return {"step_time_s": float(torch.tensor(timed).median()), "losses": losses}
+
+
+@torch.no_grad()
+def perplexity(model: WordLM, rows: torch.Tensor, bptt: int = 35) -> float:
+    """exp(mean exact cross-entropy) over every target token of the rows, state carried across windows."""
+    model.eval()
+    total, count, state = 0.0, 0, None
+    for inputs, targets in bptt_windows(rows, bptt):
+        loss, state = model.full_loss(inputs, targets, state)
+        total += loss.item()
+        count += targets.numel()
+    model.train()
+    return math.exp(total / count)
