@@ -111,7 +111,7 @@ class CubeReorientEnv(gym.Env):
         self._task: TaskState | None = None
         self._start_height = float(CUBE_START[2])
         self._episode_steps = 0
-        self._renderers: dict[tuple[int, int], CameraRenderer] = {}
+        self._renderers: dict[tuple[int, int, bool], CameraRenderer] = {}
 
     # ----------------------------------------------------------------------------------- reset
     def _randomize(self, rng: np.random.Generator) -> None:
@@ -315,17 +315,18 @@ class CubeReorientEnv(gym.Env):
     def cube_pos(self) -> np.ndarray:
         return self.data.qpos[self.ids.cube_qpos : self.ids.cube_qpos + 3].copy()
 
-    def _renderer(self, width: int, height: int) -> CameraRenderer:
-        key = (width, height)
+    def _renderer(self, width: int, height: int, show_goal: bool = False) -> CameraRenderer:
+        key = (width, height, show_goal)
         if key not in self._renderers:
-            self._renderers[key] = CameraRenderer(self.model, width, height)
+            self._renderers[key] = CameraRenderer(self.model, width, height, show_goal=show_goal)
         return self._renderers[key]
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
         s = self.cfg.scene
-        return self._renderer(s.video_width, s.video_height).render(self.data, self.render_camera)
+        self.data.mocap_quat[0] = self._task.goal if self._task is not None else (1.0, 0.0, 0.0, 0.0)
+        return self._renderer(s.video_width, s.video_height, show_goal=True).render(self.data, self.render_camera)
 
     def render_views(
         self, size: int | None = None, cameras: Iterable[str] = VISION_CAMERAS

@@ -18,6 +18,9 @@ from sim.config import SceneConfig
 CUBE_BODY = "cube"
 CUBE_GEOM = "cube"
 CUBE_JOINT = "cube:joint"
+GOAL_BODY = "goal"  # a see-through copy of the cube showing the goal (video only: geom group 2)
+GOAL_GROUP = 2
+GOAL_POS = np.array([1.09, 0.85, 0.24])
 # Where the cube rests on the palm (the OpenAI model's block position).
 CUBE_START = np.array([1.0, 0.87, 0.2])
 FINGERTIP_SITES = ("robot0:S_fftip", "robot0:S_mftip", "robot0:S_rftip", "robot0:S_lftip", "robot0:S_thtip")
@@ -93,6 +96,11 @@ def build_spec(cfg: SceneConfig) -> mujoco.MjSpec:
     )
     geom.solref = list(cfg.cube_solref)
     geom.solimp = list(cfg.cube_solimp)
+    goal = spec.worldbody.add_body(name=GOAL_BODY, pos=GOAL_POS.tolist(), mocap=True)
+    goal.add_geom(
+        name="goal", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.6 * half] * 3, material="material:object",
+        contype=0, conaffinity=0, group=GOAL_GROUP, rgba=[1, 1, 1, 0.6],
+    )
     # A visible tinted backdrop so camera images have a background to randomize.
     spec.worldbody.add_geom(
         name="backdrop",

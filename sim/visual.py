@@ -12,7 +12,7 @@ import numpy as np
 from sim import rotations
 from sim.config import VisualRandomization
 from sim.randomizers import ModelRandomizer, hand_geom_ids
-from sim.scene import CUBE_GEOM, VISION_CAMERAS
+from sim.scene import CUBE_GEOM, GOAL_GROUP, VISION_CAMERAS
 
 
 class VisualRandomizer(ModelRandomizer):
@@ -71,7 +71,9 @@ class VisualRandomizer(ModelRandomizer):
 class CameraRenderer:
     """Renders named cameras offscreen at a fixed size, reusing one GL context."""
 
-    def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
+    def __init__(self, model: mujoco.MjModel, width: int, height: int, show_goal: bool = False) -> None:
+        self._options = mujoco.MjvOption()
+        self._options.geomgroup[GOAL_GROUP] = 1 if show_goal else 0
         try:
             self._renderer = mujoco.Renderer(model, height=height, width=width)
         except Exception as exc:  # GL context creation failed: say how to pick another backend
@@ -84,7 +86,7 @@ class CameraRenderer:
         self.width, self.height = width, height
 
     def render(self, data: mujoco.MjData, camera: str | int) -> np.ndarray:
-        self._renderer.update_scene(data, camera=camera)
+        self._renderer.update_scene(data, camera=camera, scene_option=self._options)
         return self._renderer.render()
 
     def close(self) -> None:
