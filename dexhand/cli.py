@@ -48,21 +48,42 @@ def cmd_render(args: argparse.Namespace) -> int:
     return cmd_demo(args)
 
 
+# Each benchmark is a module in dexhand.bench with run(seconds=...) -> dict and print_results(dict).
+BENCHMARKS = {
+    "sim": "simulation",
+    "render": "render",
+    "stability": "stability",
+    "policy": "policy",
+    "train": "train",
+    "vision": "vision",
+    "ros": "ros",
+}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "sim":
-        from dexhand.bench import simulation as bench
-        results = bench.run(seconds=args.seconds, n_envs=args.n_envs)
-    elif args.what == "render":
-        from dexhand.bench import render as bench
-        results = bench.run(seconds=args.seconds)
-    elif args.what == "stability":
-        from dexhand.bench import stability as bench
-        results = bench.run()
-    else:  # argparse's choices make this unreachable
-        raise SystemExit(f"unknown benchmark {args.what}")
+    import importlib
+
+    module_name = f"dexhand.bench.{BENCHMARKS[args.what]}"
+    try:
+        bench = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise SystemExit(f"dexhand: benchmark '{args.what}' is not available in this installation") from None
+    kwargs = {"seconds": args.seconds}
+    if args.n_envs is not None:
+        kwargs["n_envs"] = args.n_envs
+    results = bench.run(**kwargs)
     bench.print_results(results)
     write_json(args.json, results)
     return 0
+
+
+def cmd_vision(args: argparse.Namespace) -> int:
+    """Hands the rest of the command line to the vision package's own CLI."""
+    from vision.cli import main as vision_main
+
+    return vision_main(args.vision_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,14 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_demo if name == "demo" else cmd_render)
 
     p = sub.add_parser("bench", help="benchmarks that print figures",
-                       description="Speed benchmarks. 'sim': env steps/s vs MuJoCo's raw ceiling and core "
-                                   "scaling; 'render': offscreen frames/s; 'stability': penetration and energy "
-                                   "drift for candidate timesteps.")
-    p.add_argument("what", choices=["sim", "render", "stability"])
+                       description="Benchmarks that print figures. sim: env steps/s vs MuJoCo's raw ceiling "
+                                   "and core scaling; render: offscreen frames/s; stability: penetration and "
+                                   "energy drift per timestep; policy: inference latency; train: training vs pure "
+                                   "stepping throughput; vision: pose-estimator latency; ros: closed-loop latency "
+                                   "and control rate on the simulated rig.")
+    p.add_argument("what", choices=sorted(BENCHMARKS))
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--n-envs", type=int, default=None, help="envs in the batched measurement (default 4 x cores)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("vision", help="cube pose estimation: gen, train, eval, export (see dexhand vision -h)",
+                       add_help=False)
+    p.add_argument("vision_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_vision)
     return parser
 
 

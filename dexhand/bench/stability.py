@@ -10,7 +10,8 @@ from dexhand.report import format_table
 CANDIDATES = ((0.002, 40), (0.004, 20), (0.008, 10))
 
 
-def run(episodes: int = 4, steps: int = 100) -> dict[str, Any]:
+def run(seconds: float = 3.0, episodes: int = 4, steps: int = 100) -> dict[str, Any]:
+    """``seconds`` is unused: this benchmark measures fixed rollouts, not rates."""
     from sim.stability import measure
 
     return {"candidates": [asdict(measure(dt, n, episodes=episodes, steps=steps)) for dt, n in CANDIDATES]}
