@@ -140,7 +140,8 @@ class DataParallelSGD:
         self._rx_store: dist.TCPStore | None = None
         self._inbox: queue.Queue[P.Message] = queue.Queue()
         self._rx_thread: threading.Thread | None = None
-        self._last_delivery: dict[int, float] = {}
+        # when each worker was handed parameters it still owes a gradient for (stall clock)
+        self._owed_since: dict[int, float] = {}
         self._paused_seconds = 0.0
         self._clock_start = 0.0
 
@@ -199,7 +200,6 @@ class DataParallelSGD:
                 if message.kind == P.KIND_READY:
                     pending.discard(message.rank)
                     self._active.add(message.rank)
-                    self._last_delivery[message.rank] = time.monotonic()
             except queue.Empty:
                 pass
             for rank in list(pending):
@@ -271,32 +271,37 @@ class DataParallelSGD:
         log.warning("sync_sgd: dropped worker %d at step %d: %s (%d workers left, %d needed per step)",
                     rank, self.step_count, reason, len(self._active), self.required)
 
-    def _check_workers(self, since: float, owing: set[int]) -> None:
+    def _owe(self, ranks: set[int], *, restart: bool) -> None:
+        """Start the stall clock of workers just handed parameters (restart: even if running)."""
+        now = time.monotonic()
+        for rank in ranks:
+            if restart or rank not in self._owed_since:
+                self._owed_since[rank] = now
+
+    def _check_workers(self) -> None:
         """Drop dead workers and those that owe a gradient for longer than the timeout."""
         now = time.monotonic()
         for rank in sorted(self._active):
             code = self._processes[rank].exitcode
             if code is not None:
                 self._drop(rank, f"process exited with code {code}")
-            elif rank in owing and now - max(since, self._last_delivery[rank]) > self.worker_timeout:
+            elif now - self._owed_since.get(rank, now) > self.worker_timeout:
                 self._drop(rank, f"no gradient for {self.worker_timeout:g} s (stalled)")
         if len(self._active) < self.required:
             raise WorkerFailure(
                 f"sync_sgd: step {self.step_count} cannot complete: {len(self._active)} workers left, "
                 f"need {self.required} (dropped: {self.result.dropped})")
 
-    def _next_gradient(self, since: float, delivered: set[int]) -> P.Message:
-        """The next gradient from an active worker, checking liveness while waiting; workers in
-        ``delivered`` owe nothing this step, so they cannot time out."""
+    def _next_gradient(self) -> P.Message:
+        """The next gradient from an active worker, checking liveness while waiting."""
         while True:
             try:
                 message = self._inbox.get(timeout=0.02)
             except queue.Empty:
-                self._check_workers(since, self._active - delivered)
+                self._check_workers()
                 continue
             if message.kind != P.KIND_GRAD or message.rank not in self._active:
                 continue
-            self._last_delivery[message.rank] = time.monotonic()
             return message
 
     def _apply(self, grads: list[torch.Tensor]) -> None:
@@ -333,9 +338,13 @@ class DataParallelSGD:
             self._clock_start = time.perf_counter()
             self._paused_seconds = 0.0
             run = self._train_sync if self.mode == "sync" else self._train_async
-            run(steps, on_step)
-            self.result.total_seconds += self._clock()
-            self._publish(self.step_count, P.PAUSE)
+            try:
+                run(steps, on_step)
+            finally:
+                self.result.total_seconds += self._clock()
+                self._owed_since.clear()
+                if not started_here:  # park the workers until the next train() call
+                    self._publish(self.step_count, P.PAUSE)
         finally:
             if started_here:
                 self.close()
@@ -353,13 +362,16 @@ class DataParallelSGD:
             step = self.step_count
             begin = self._clock()
             self._publish(step, P.RUN)
-            published = time.monotonic()
+            self._owe(set(self._active), restart=False)
+            self._check_workers()
             fresh: list[P.Message] = []
             while len(fresh) < self.num_aggregate:
-                message = self._next_gradient(published, {m.rank for m in fresh})
+                message = self._next_gradient()
                 if message.step != step or any(m.rank == message.rank for m in fresh):
                     self.result.discarded_late += 1  # computed on older parameters: never applied
+                    self._owe({message.rank}, restart=True)  # it now fetches the current step
                     continue
+                self._owed_since.pop(message.rank, None)
                 fresh.append(message)
             self._apply([m.grad for m in fresh])
             self.step_count += 1
@@ -370,10 +382,11 @@ class DataParallelSGD:
 
     def _train_async(self, steps: int, on_step: Callable[[int, torch.nn.Module], None] | None) -> None:
         self._publish(self.step_count, P.RUN)
-        started = time.monotonic()
+        self._owe(set(self._active), restart=True)
         for _ in range(steps):
             begin = self._clock()
-            message = self._next_gradient(started, set())
+            message = self._next_gradient()
+            self._owe({message.rank}, restart=True)
             self._apply([message.grad])
             step = self.step_count
             self.step_count += 1
