@@ -31,6 +31,14 @@ from sim.task import StepOutcome, TaskState, evaluate_step, sample_goal
 from sim.visual import CameraRenderer, VisualRandomizer, add_pixel_noise
 
 HAND_ORIGIN = CUBE_START  # positions in observations are relative to the cube's rest point
+_BADQACC, _BADQPOS, _BADQVEL = (
+    int(w)
+    for w in (
+        mujoco.mjtWarning.mjWARN_BADQACC,
+        mujoco.mjtWarning.mjWARN_BADQPOS,
+        mujoco.mjtWarning.mjWARN_BADQVEL,
+    )
+)
 SETTLE_STEPS = 3  # control steps with the hand holding still after a reset, so the cube lands
 
 
@@ -214,6 +222,7 @@ class CubeReorientEnv(gym.Env):
         if force is not None:
             d.xfrc_applied[ids.cube_body, :3] = force
         delay = self.action_perturbation.delay_substeps(rng, substeps)
+        warnings_before = self._instability_count()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if delay:
@@ -227,9 +236,8 @@ class CubeReorientEnv(gym.Env):
         self._previous_action = unit
         self._episode_steps += 1
 
-        unstable = bool(d.warning.number[mujoco.mjtWarning.mjWARN_BADQACC] > 0) or not np.all(
-            np.isfinite(d.qpos)
-        )
+        # MuJoCo resets the data itself on a divergent state and counts a warning: compare counts.
+        unstable = self._instability_count() > warnings_before or not np.all(np.isfinite(d.qpos))
         if unstable:
             mujoco.mj_resetData(m, d)  # keep the env usable; the episode ends here
             outcome = StepOutcome(0.0, False, False, False, True, float(self._task.previous_distance))
@@ -249,6 +257,10 @@ class CubeReorientEnv(gym.Env):
             truncated,
             self._info(outcome, unstable=False),
         )
+
+    def _instability_count(self) -> int:
+        n = self.data.warning.number
+        return int(n[_BADQACC] + n[_BADQPOS] + n[_BADQVEL])
 
     # ---------------------------------------------------------------------------- observations
     def _cube_quat(self) -> np.ndarray:
@@ -326,7 +338,9 @@ class CubeReorientEnv(gym.Env):
             return None
         s = self.cfg.scene
         self.data.mocap_quat[0] = self._task.goal if self._task is not None else (1.0, 0.0, 0.0, 0.0)
-        return self._renderer(s.video_width, s.video_height, show_goal=True).render(self.data, self.render_camera)
+        return self._renderer(s.video_width, s.video_height, show_goal=True).render(
+            self.data, self.render_camera
+        )
 
     def render_views(
         self, size: int | None = None, cameras: Iterable[str] = VISION_CAMERAS

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 MODEL_PREFIX = "robot0:"
 REAL_PREFIX = "rh_"
-# The model couples J0 (distal) to J1 through tendon T_xFJ1c: 0.00705 * J0 = 0.00805 * J1.
+# The model couples J0 (distal) to J1 through tendon T_xFJ1c: 0.00705 * J0 - 0.00805 * J1 stays
+# within +-1 mm, so J0 = (0.00805 * J1 +- 0.001) / 0.00705. The centre of that band is the ratio below.
 COUPLING_RATIO = 0.00805 / 0.00705  # model J0 angle per model J1 angle
 # Real-hand ranges in degrees (Shadow Robot documentation).
 REAL_RANGES_DEG: dict[str, tuple[float, float]] = {

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from sim import rotations
+from sim.config import TaskConfig
+from sim.task import FACE_ORIENTATIONS, TaskState, evaluate_step, sample_goal
+
+IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def turned(angle: float) -> np.ndarray:
+    return rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), angle)
+
+
+def test_reward_is_the_decrease_of_rotation_distance():
+    cfg = TaskConfig()
+    state = TaskState(goal=turned(1.5), previous_distance=1.5)
+    out = evaluate_step(cfg, state, turned(0.5), cube_height_drop=0.0)
+    assert out.distance == pytest.approx(1.0)
+    assert out.reward == pytest.approx(0.5)
+    assert not out.success and not out.terminated and not out.truncated
+
+
+def test_success_adds_bonus_and_counts():
+    cfg = TaskConfig()
+    state = TaskState(goal=turned(0.5), previous_distance=0.5)
+    out = evaluate_step(cfg, state, turned(0.2), cube_height_drop=0.0)  # 0.3 rad < 0.4
+    assert out.success
+    assert out.reward == pytest.approx(0.2 + cfg.rewards.success_bonus)
+    assert state.consecutive_successes == 1 and state.steps_since_goal == 0
+
+
+def test_just_outside_threshold_is_not_success():
+    state = TaskState(goal=turned(0.41), previous_distance=0.41)
+    assert not evaluate_step(TaskConfig(), state, IDENTITY, 0.0).success
+
+
+def test_drop_penalizes_and_terminates():
+    cfg = TaskConfig()
+    state = TaskState(goal=IDENTITY, previous_distance=0.0)
+    out = evaluate_step(cfg, state, IDENTITY, cube_height_drop=cfg.drop_height + 0.01)
+    assert out.dropped and out.terminated and not out.success
+    assert out.reward == pytest.approx(cfg.rewards.drop_penalty)
+
+
+def test_fifty_successes_end_the_episode():
+    cfg = TaskConfig()
+    state = TaskState(goal=IDENTITY, previous_distance=0.0, consecutive_successes=cfg.max_consecutive_successes - 1)
+    out = evaluate_step(cfg, state, IDENTITY, 0.0)
+    assert out.success and out.terminated
+
+
+def test_goal_timeout_truncates():
+    cfg = TaskConfig(goal_timeout_steps=3)
+    state = TaskState(goal=turned(2.0), previous_distance=2.0)
+    outs = [evaluate_step(cfg, state, IDENTITY, 0.0) for _ in range(3)]
+    assert [o.truncated for o in outs] == [False, False, True]
+
+
+def test_goal_modes():
+    rng = np.random.default_rng(0)
+    current = rotations.random_uniform(rng)
+    for _ in range(20):
+        z_goal = sample_goal("z", rng, current)
+        # A yaw about world z keeps the cube's z-axis direction in the world.
+        np.testing.assert_allclose(rotations.to_matrix(z_goal)[2], rotations.to_matrix(current)[2], atol=1e-9)
+        face = sample_goal("faces", rng)
+        assert np.min(rotations.distance(face[None], FACE_ORIENTATIONS)) < 1e-9
+    full = np.array([sample_goal("full", rng) for _ in range(2000)])
+    # Uniform on SO(3): the mean rotation angle from identity is pi/2 + 2/pi ~ 2.21 rad.
+    assert rotations.distance(full, IDENTITY).mean() == pytest.approx(np.pi / 2 + 2 / np.pi, abs=0.05)
+    with pytest.raises(ValueError, match="goal mode"):
+        sample_goal("sideways", rng)
