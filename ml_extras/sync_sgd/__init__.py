@@ -23,7 +23,9 @@ Public API::
   of the protocol). Only trainable parameters are synchronised; buffers (e.g. BatchNorm
   running statistics) are not.
 - ``train`` spawns the workers (torch.multiprocessing, spawn) and reaps them on return; use
-  ``with DataParallelSGD(...) as trainer:`` to keep them alive across several ``train`` calls.
+  ``with DataParallelSGD(...) as trainer:`` to keep them alive across several ``train`` calls,
+  or ``with WorkerPool(size) as pool:`` and ``DataParallelSGD(..., pool=pool)`` to reuse the
+  processes across trainers (spawning costs seconds per process; a PPO loop wants this).
 - ``delay_fn(rank, iteration) -> seconds`` adds a sleep after each gradient (simulated
   stragglers, :class:`HeavyTailedDelay`; or injected :class:`Faults`).
 - A worker whose process dies, or that owes a gradient for more than ``worker_timeout`` s, is
@@ -41,6 +43,7 @@ Run ``python -m ml_extras.sync_sgd --quick`` for the straggler experiment on skl
 
 from __future__ import annotations
 
+from ml_extras.sync_sgd.pool import WorkerPool
 from ml_extras.sync_sgd.server import DataParallelSGD, StepRecord, TrainResult, WorkerFailure
 from ml_extras.sync_sgd.tasks import ArrayBatches, Faults, HeavyTailedDelay, cross_entropy_loss, mse_loss
 
@@ -52,6 +55,7 @@ __all__ = [
     "StepRecord",
     "TrainResult",
     "WorkerFailure",
+    "WorkerPool",
     "cross_entropy_loss",
     "mse_loss",
 ]

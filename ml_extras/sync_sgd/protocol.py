@@ -5,11 +5,8 @@ Why a TCPStore and not gloo/nccl collectives: a collective needs every rank, so 
 gives exact arrival order for free, a dead worker simply stops writing, and the bytes are the
 same whether the model lives on CPU or GPU.
 
-Keys:
-- ``GRAD_QUEUE``: one FIFO that every worker pushes READY and GRAD messages to (arrival order).
-- ``PARAMS``: the latest flat parameter vector with its version (step number) and run state.
-- ``VERSION``: a small ``"<version> <state>"`` string so workers can poll without the full vector.
-- ``wake_key(rank)``: a per-worker queue; the server pushes one notice per publication.
+Every key of a training job is prefixed by its job name, so nothing a previous job left behind
+(a late gradient, a wake notice) can reach the next one. See the key functions below.
 """
 
 from __future__ import annotations
@@ -18,10 +15,6 @@ import struct
 from dataclasses import dataclass
 
 import torch
-
-GRAD_QUEUE = "sync_sgd/grads"
-PARAMS = "sync_sgd/params"
-VERSION = "sync_sgd/version"
 
 RUN, PAUSE, STOP = 0, 1, 2
 
@@ -33,9 +26,29 @@ _MESSAGE_HEADER = struct.Struct("<Biqqdd")
 _PARAMS_HEADER = struct.Struct("<qB")
 
 
-def wake_key(rank: int) -> str:
-    """The queue a worker blocks on while it waits for new parameters."""
-    return f"sync_sgd/wake/{rank}"
+def grad_queue(job: str) -> str:
+    """The FIFO every worker of a job pushes READY and GRAD messages to (arrival order)."""
+    return f"{job}/grads"
+
+
+def params_key(job: str) -> str:
+    """The latest flat parameter vector with its version (step number) and run state."""
+    return f"{job}/params"
+
+
+def version_key(job: str) -> str:
+    """A small "<version> <state>" string: workers poll it instead of the full vector."""
+    return f"{job}/version"
+
+
+def wake_key(job: str, rank: int) -> str:
+    """The queue a worker blocks on while it waits for new parameters (one notice per publication)."""
+    return f"{job}/wake/{rank}"
+
+
+def job_queue(rank: int) -> str:
+    """Where an idle pool worker waits for its next pickled job (empty bytes: shut down)."""
+    return f"sync_sgd/jobs/{rank}"
 
 
 @dataclass

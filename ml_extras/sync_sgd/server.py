@@ -21,20 +21,21 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from ml_extras.sync_sgd import protocol as P
-from ml_extras.sync_sgd.worker import WorkerSpec, worker_main
+from ml_extras.sync_sgd.pool import WorkerPool
+from ml_extras.sync_sgd.worker import WorkerSpec
 
 log = logging.getLogger("ml_extras.sync_sgd")
 
 MODES = ("sync", "async")
+_job_counter = [0]  # job names must be unique within a pool's store
 
 
 class WorkerFailure(RuntimeError):
@@ -67,21 +68,6 @@ class TrainResult:
         return [s.seconds for s in self.steps]
 
 
-@contextlib.contextmanager
-def _child_environment(**values: str) -> Iterator[None]:
-    """Environment for spawned children only (restored in the parent right after start)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 class DataParallelSGD:
     """Data-parallel SGD with N aggregated + b backup workers; see the package docstring."""
 
@@ -102,6 +88,7 @@ class DataParallelSGD:
         worker_device: str = "cpu",
         seed: int = 0,
         host: str = "127.0.0.1",
+        pool: WorkerPool | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"sync_sgd: workers (N) must be >= 1, got {workers}")
@@ -124,10 +111,14 @@ class DataParallelSGD:
         self.worker_timeout = worker_timeout
         self.startup_timeout = startup_timeout
         self.host = host
+        self.worker_threads = worker_threads
+        self.pool = pool
+        self._own_pool: WorkerPool | None = None
+        self._job = ""
         self.result = TrainResult()
         self.step_count = 0
         self._spec_args = dict(loss_fn=loss_fn, batch_fn=batch_fn, delay_fn=delay_fn, mode=mode,
-                               threads=worker_threads, device=worker_device, seed=seed)
+                               device=worker_device, seed=seed)
         for name in ("loss_fn", "batch_fn", "delay_fn"):
             try:
                 pickle.dumps(self._spec_args[name])
@@ -163,29 +154,32 @@ class DataParallelSGD:
         self.close()
 
     def start(self) -> None:
-        """Host the store, spawn N+b workers, and wait until each has connected."""
+        """Spawn N+b workers (or take them from ``pool``), hand them the job, wait until ready."""
         if self._store is not None:
             return
-        self._store = dist.TCPStore(self.host, 0, is_master=True, wait_for_workers=False,
-                                    timeout=datetime.timedelta(seconds=60))
-        self._rx_store = self._store.clone()
-        self._rx_store.set_timeout(datetime.timedelta(days=1))
-        self._rx_thread = threading.Thread(target=self._receive_loop, name="sync_sgd-rx", daemon=True)
-        self._rx_thread.start()
-        self._publish(self.step_count, P.PAUSE)
-        model_copy = pickle.loads(pickle.dumps(self.model))  # workers start from a CPU-side copy
-        spec = WorkerSpec(model=model_copy.to("cpu"), host=self.host, port=self._store.port,
-                          dtype=self.dtype, **self._spec_args)
-        spec_bytes = pickle.dumps(spec)
-        context = mp.get_context("spawn")
+        if self.pool is None:
+            self._own_pool = WorkerPool(self.num_workers, threads=self.worker_threads, host=self.host)
+        pool = self.pool or self._own_pool
+        assert pool is not None
         try:
-            with _child_environment(MASTER_ADDR=self.host, MASTER_PORT=str(self._store.port),
-                                    TORCH_CPP_LOG_LEVEL="ERROR", OMP_NUM_THREADS=str(spec.threads)):
-                for rank in range(self.num_workers):
-                    process = context.Process(target=worker_main, args=(rank, spec_bytes),
-                                              name=f"sync_sgd-worker-{rank}", daemon=True)
-                    process.start()
-                    self._processes[rank] = process
+            pool.start()
+            pool.ensure(self.num_workers)
+            assert pool.store is not None
+            self._store = pool.store
+            _job_counter[0] += 1
+            self._job = f"sync_sgd/job-{os.getpid()}-{_job_counter[0]}"
+            self._rx_store = self._store.clone()
+            self._rx_store.set_timeout(datetime.timedelta(days=1))
+            self._rx_thread = threading.Thread(target=self._receive_loop, args=(self._job,),
+                                               name="sync_sgd-rx", daemon=True)
+            self._rx_thread.start()
+            self._publish(self.step_count, P.PAUSE)
+            model_copy = pickle.loads(pickle.dumps(self.model))  # workers get a CPU-side copy
+            spec = WorkerSpec(job=self._job, model=model_copy.to("cpu"), dtype=self.dtype, **self._spec_args)
+            spec_bytes = pickle.dumps(spec)
+            for rank in range(self.num_workers):
+                self._processes[rank] = pool.processes[rank]
+                pool.submit(rank, spec_bytes)
             self._wait_ready()
         except BaseException:
             self.close()
@@ -216,32 +210,33 @@ class DataParallelSGD:
                                 f"started, need {self.required}; dropped: {self.result.dropped}")
 
     def close(self) -> None:
-        """Tell workers to stop, reap every process (kill if needed), shut the store down."""
+        """Tell this job's workers to stop; a pool made here is shut down (processes reaped,
+        killed if needed), a pool passed in keeps its workers for the next job."""
         if self._store is not None:
             with contextlib.suppress(Exception):
                 self._publish(self.step_count, P.STOP, wake=set(self._processes))
-        for process in self._processes.values():
-            process.join(timeout=3.0)
-        for process in self._processes.values():
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=3.0)
+            if self._rx_thread is not None:
+                with contextlib.suppress(Exception):
+                    sentinel = P.encode_message(P.Message(P.KIND_SENTINEL, -1))
+                    self._store.queue_push(P.grad_queue(self._job), sentinel)
+                self._rx_thread.join(timeout=3.0)
+        if self._own_pool is not None:
+            self._own_pool.close()
+            self._own_pool = None
         self._processes.clear()
         self._active.clear()
-        if self._store is not None and self._rx_thread is not None:
-            with contextlib.suppress(Exception):
-                self._store.queue_push(P.GRAD_QUEUE, P.encode_message(P.Message(P.KIND_SENTINEL, -1)))
-            self._rx_thread.join(timeout=3.0)
         self._rx_thread = None
         self._rx_store = None
         self._store = None
+        self._inbox = queue.Queue()
 
-    def _receive_loop(self) -> None:
+    def _receive_loop(self, job: str) -> None:
         """Pop messages in arrival order (blocking, so no polling) and hand them to the server."""
         assert self._rx_store is not None
+        store, inbox = self._rx_store, self._inbox
         while True:
             try:
-                raw = self._rx_store.queue_pop(P.GRAD_QUEUE, block=True)
+                raw = store.queue_pop(P.grad_queue(job), block=True)
             except Exception:  # store timeout (a day) or store shut down
                 if self._store is None:
                     return
@@ -249,7 +244,7 @@ class DataParallelSGD:
             message = P.decode_message(raw, self.dtype)
             if message.kind == P.KIND_SENTINEL:
                 return
-            self._inbox.put(message)
+            inbox.put(message)
 
     # ----- helpers ---------------------------------------------------------------------------
     def _clock(self) -> float:
@@ -257,10 +252,10 @@ class DataParallelSGD:
 
     def _publish(self, version: int, state: int, wake: set[int] | None = None) -> None:
         assert self._store is not None
-        self._store.set(P.PARAMS, P.encode_params(version, state, P.flatten(self.params)))
-        self._store.set(P.VERSION, P.encode_version(version, state))
+        self._store.set(P.params_key(self._job), P.encode_params(version, state, P.flatten(self.params)))
+        self._store.set(P.version_key(self._job), P.encode_version(version, state))
         for rank in sorted(self._active if wake is None else wake):
-            self._store.queue_push(P.wake_key(rank), b"1")
+            self._store.queue_push(P.wake_key(self._job, rank), b"1")
 
     def _drop(self, rank: int, reason: str) -> None:
         self._active.discard(rank)

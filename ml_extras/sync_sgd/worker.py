@@ -1,8 +1,8 @@
 """The worker process: fetch the newest parameters, compute one gradient, push it tagged with
 the parameter version it was computed at, repeat until the server says stop.
 
-It runs in a process started by torch.multiprocessing (spawn), so everything it needs arrives
-as one pickled :class:`WorkerSpec`.
+It runs in a process started by torch.multiprocessing (spawn) and may serve several jobs in a
+row (spawning costs seconds per process); each job arrives as one pickled :class:`WorkerSpec`.
 """
 
 from __future__ import annotations
@@ -24,63 +24,62 @@ from ml_extras.sync_sgd import protocol as P
 
 @dataclass
 class WorkerSpec:
-    """Everything a worker needs; pickled once by the server (so it must be picklable)."""
+    """One training job for a worker; pickled by the server (so it must be picklable)."""
 
+    job: str  # key prefix of this job in the store
     model: torch.nn.Module
     loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor]
     batch_fn: Callable[[int, int], Any]
     delay_fn: Callable[[int, int], float] | None
     mode: str
-    host: str
-    port: int
     dtype: torch.dtype
-    threads: int = 1
     device: str = "cpu"
     seed: int = 0
-    store_timeout_s: float = 24 * 3600.0
 
 
-def _connect(spec: WorkerSpec) -> dist.TCPStore:
-    return dist.TCPStore(spec.host, spec.port, is_master=False, wait_for_workers=False,
-                         timeout=datetime.timedelta(seconds=spec.store_timeout_s))
+def pool_main(rank: int, host: str, port: int, threads: int) -> None:
+    """Entry point of pool worker ``rank``: run jobs until told to shut down.
 
-
-def worker_main(rank: int, spec_bytes: bytes) -> None:
-    """Entry point of worker ``rank`` (the server is the parent process, not a rank here).
-
-    On a clean stop it leaves with ``os._exit(0)``: tearing torch down takes a second or more
+    The server is the parent process (it hosts the store), not one of these ranks. On a clean
+    shut-down the worker leaves with ``os._exit(0)``: tearing torch down takes a second or more
     per process on a busy machine and there is nothing to flush. Errors propagate normally
     (traceback, non-zero exit code), which the server sees as a dead worker.
     """
-    _run_worker(rank, pickle.loads(spec_bytes))
+    os.environ.setdefault("MASTER_ADDR", host)
+    os.environ.setdefault("MASTER_PORT", str(port))
+    torch.set_num_threads(threads)
+    store = dist.TCPStore(host, port, is_master=False, wait_for_workers=False,
+                          timeout=datetime.timedelta(days=1))
+    while True:
+        raw = store.queue_pop(P.job_queue(rank), block=True)
+        if not raw:
+            break
+        run_job(rank, pickle.loads(raw), store)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
 
 
-def _run_worker(rank: int, spec: WorkerSpec) -> None:
-    """Fetch parameters, compute, push; returns when the server publishes STOP."""
-    os.environ.setdefault("MASTER_ADDR", spec.host)
-    os.environ.setdefault("MASTER_PORT", str(spec.port))
-    torch.set_num_threads(spec.threads)
+def run_job(rank: int, spec: WorkerSpec, store: dist.Store) -> None:
+    """Fetch parameters, compute, push; returns when the server publishes STOP for this job."""
     torch.manual_seed(spec.seed * 1_000_003 + rank)
-    store = _connect(spec)
     model = spec.model.to(spec.device)
     model.train()
     params = P.trainable_parameters(model)
-    store.queue_push(P.GRAD_QUEUE, P.encode_message(P.Message(P.KIND_READY, rank)))
+    grads, version_key, wake = P.grad_queue(spec.job), P.version_key(spec.job), P.wake_key(spec.job, rank)
+    store.queue_push(grads, P.encode_message(P.Message(P.KIND_READY, rank)))
 
     last_version = -1
     iteration = 0
     while True:
-        version, state = P.decode_version(store.get(P.VERSION)) if store.check([P.VERSION]) else (-1, P.PAUSE)
+        version, state = P.decode_version(store.get(version_key)) if store.check([version_key]) else (-1, P.PAUSE)
         if state == P.STOP:
             return
         nothing_new = spec.mode == "sync" and version <= last_version
         if state == P.PAUSE or nothing_new or version < 0:
-            store.queue_pop(P.wake_key(rank), block=True)  # blocks until the next publication
+            store.queue_pop(wake, block=True)  # blocks until the next publication
             continue
-        version, state, flat = P.decode_params(store.get(P.PARAMS), spec.dtype)
+        version, state, flat = P.decode_params(store.get(P.params_key(spec.job)), spec.dtype)
         if state != P.RUN:
             continue
         P.load_flat_(params, flat.to(spec.device))
@@ -101,5 +100,5 @@ def _run_worker(rank: int, spec: WorkerSpec) -> None:
                 time.sleep(delay)
                 seconds += delay
         message = P.Message(P.KIND_GRAD, rank, iteration, version, float(loss.detach()), seconds, grad)
-        store.queue_push(P.GRAD_QUEUE, P.encode_message(message))
+        store.queue_push(grads, P.encode_message(message))
         iteration += 1
