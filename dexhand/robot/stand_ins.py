@@ -42,7 +42,7 @@ class HoldPolicy:
 class RandomPolicy:
     """Smooth random motion around the first measured pose: exercises the whole loop gently."""
 
-    def __init__(self, amplitude: float = 0.15, smoothing: float = 0.9, seed: int = 0) -> None:
+    def __init__(self, amplitude: float = 0.1, smoothing: float = 0.9, seed: int = 0) -> None:
         self.amplitude, self.smoothing = amplitude, smoothing
         self.rng = np.random.default_rng(seed)
         self.center: np.ndarray | None = None

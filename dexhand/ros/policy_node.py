@@ -1,0 +1,160 @@
+"""``policy`` node: joint states + cube pose + goal -> absolute actuator targets at 12.5 Hz.
+
+With ``~trigger: pose`` (default) a cycle starts when a new cube pose arrives (cameras at the control
+rate), so an action follows its images at once; ``~trigger: timer`` runs on a fixed ``~rate`` clock.
+
+The policy is chosen by ``~policy``: ``hold``, ``random`` (stand-ins) or a path to an exported .onnx
+policy run by ``dexhand.deploy.OnnxPolicy`` (which keeps the LSTM state between calls; it is reset
+when the goal manager starts a new episode). Actions go out on ``~action_topic`` as
+sensor_msgs/JointState (model actuator names, radians) stamped with the cube pose's image stamp, so
+the driver can measure image -> command latency. Diagnostics (dexhand_msgs/PolicyDiagnostics) on
+/dexhand/policy/diagnostics: cycle time, compute time, input ages, late and skipped cycles.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+
+from dexhand.robot import joint_map
+from dexhand.robot.cycles import CycleMeter
+from dexhand.robot.stand_ins import load_policy
+
+
+class PolicyNode:
+    def __init__(self, policy) -> None:
+        import rospy
+        from dexhand_msgs.msg import CubePose, PolicyDiagnostics, TaskStatus
+        from sensor_msgs.msg import JointState
+
+        self.rospy, self.policy = rospy, policy
+        self.JointState, self.PolicyDiagnostics = JointState, PolicyDiagnostics
+        self.rate = float(rospy.get_param("~rate", 12.5))
+        self.max_joint_age = float(rospy.get_param("~max_joint_state_age", 0.25))
+        self.max_pose_age = float(rospy.get_param("~max_cube_pose_age", 0.5))
+        self.trigger = str(rospy.get_param("~trigger", "pose"))
+        if self.trigger not in ("pose", "timer"):
+            raise ValueError(f"~trigger {self.trigger!r}: use 'pose' (act on each new cube pose) or 'timer'")
+        self.new_pose = threading.Event()
+        self.meter = CycleMeter(1.0 / self.rate)
+        self.lock = threading.Lock()
+        self.joint_msg = self.pose_msg = self.status_msg = None
+        self.joint_arrival = self.pose_arrival = -1.0
+        self.episode = None
+        self.skipped = 0
+        self.action_pub = rospy.Publisher(rospy.get_param("~action_topic", "/dexhand/policy/action"), JointState,
+                                          queue_size=1, tcp_nodelay=True)
+        self.diag_pub = rospy.Publisher("/dexhand/policy/diagnostics", PolicyDiagnostics, queue_size=10)
+        rospy.Subscriber("/joint_states", JointState, self._store("joint"), queue_size=1, tcp_nodelay=True)
+        rospy.Subscriber(rospy.get_param("~cube_pose_topic", "/dexhand/cube_pose"), CubePose, self._store("pose"),
+                         queue_size=1, tcp_nodelay=True)
+        rospy.Subscriber("/dexhand/task_status", TaskStatus, self._store("status"), queue_size=1)
+
+    def _store(self, kind: str):
+        def callback(msg) -> None:
+            with self.lock:
+                setattr(self, kind + "_msg", msg)
+                if kind != "status":
+                    setattr(self, kind + "_arrival", self.rospy.get_time())
+            if kind == "pose":
+                self.new_pose.set()
+        return callback
+
+    def inputs(self, now: float):
+        """(joint positions, cube pos, cube quat, goal, stamp, ages) or a reason string why not."""
+        from dexhand.robot import quat
+        from dexhand.ros.convert import pose_from_msg
+
+        with self.lock:
+            joint, pose, status = self.joint_msg, self.pose_msg, self.status_msg
+            joint_age, pose_age = now - self.joint_arrival, now - self.pose_arrival
+        if joint is None or pose is None or status is None:
+            missing = [n for n, m in (("joint_states", joint), ("cube pose", pose), ("goal", status)) if m is None]
+            return "waiting for " + ", ".join(missing), joint_age, pose_age
+        if joint_age > self.max_joint_age or pose_age > self.max_pose_age:
+            return f"stale inputs (joint_states {joint_age:.2f} s, cube pose {pose_age:.2f} s)", joint_age, pose_age
+        if status.episode != self.episode:
+            self.episode = status.episode
+            self.policy.reset()
+        positions = joint_map.model_joint_positions(joint.name, joint.position)
+        cube_pos, cube_quat = pose_from_msg(pose.pose)
+        g = status.goal
+        goal = quat.from_xyzw(g.x, g.y, g.z, g.w)
+        return (positions, cube_pos, cube_quat, goal, pose.header.stamp), joint_age, pose_age
+
+    def cycle(self) -> None:
+        rospy = self.rospy
+        now = rospy.get_time()
+        gap = self.meter.tick(now)
+        diag = self.PolicyDiagnostics()
+        diag.header.stamp = rospy.Time.now()
+        diag.cycle_time = gap
+        try:
+            got, diag.joint_state_age, diag.cube_pose_age = self.inputs(now)
+        except (KeyError, ValueError) as exc:
+            got = f"bad input: {exc}"
+        if isinstance(got, str):
+            self.skipped += 1
+            rospy.logwarn_throttle(2.0, f"policy: no action this cycle: {got}")
+        else:
+            positions, cube_pos, cube_quat, goal, stamp = got
+            start = time.perf_counter()
+            targets = np.asarray(self.policy.act(positions, cube_pos, cube_quat, goal), dtype=np.float64)
+            diag.compute_time = time.perf_counter() - start
+            if targets.shape != (len(joint_map.ACTUATOR_MODEL_NAMES),):
+                raise ValueError(f"policy returned shape {targets.shape}, expected (20,)")
+            msg = self.JointState()
+            msg.header.stamp = stamp
+            msg.name = joint_map.ACTUATOR_MODEL_NAMES
+            msg.position = targets.tolist()
+            self.action_pub.publish(msg)
+            diag.acted = True
+        diag.cycles, diag.late_cycles, diag.skipped_cycles = self.meter.cycles, self.meter.late_cycles, self.skipped
+        self.diag_pub.publish(diag)
+
+    def spin(self) -> None:
+        if self.trigger == "timer":
+            rate = self.rospy.Rate(self.rate)
+            while not self.rospy.is_shutdown():
+                self.cycle()
+                try:
+                    rate.sleep()
+                except self.rospy.ROSInterruptException:
+                    break
+            return
+        # "pose": act as soon as a new cube pose arrives (lowest image -> command latency), at most
+        # at ``rate``; with no pose for a few periods, run a cycle anyway so that the gap is reported.
+        period = 1.0 / self.rate
+        while not self.rospy.is_shutdown():
+            if not self.new_pose.wait(timeout=5 * period):
+                self.cycle()
+                continue
+            self.new_pose.clear()
+            previous = self.meter.previous
+            if previous is not None and self.rospy.get_time() - previous < 0.75 * period:
+                continue  # the camera runs faster than the control rate: skip this pose
+            self.cycle()
+
+
+def main() -> int:
+    import rospy
+
+    rospy.init_node("policy")
+    spec = str(rospy.get_param("~policy", "hold"))
+    try:
+        policy = load_policy(spec, seed=int(rospy.get_param("~seed", 0)))
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        rospy.logfatal(f"policy: cannot load {spec!r}: {exc}")
+        print(f"policy: cannot load {spec!r}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        node = PolicyNode(policy)
+    except ValueError as exc:
+        rospy.logfatal(f"policy: {exc}")
+        return 1
+    rospy.loginfo(f"policy: running {spec!r} at {node.rate:g} Hz")
+    node.spin()
+    return 0
