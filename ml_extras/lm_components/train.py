@@ -39,17 +39,19 @@ def train_lm(
 ) -> dict[str, float | list[float]]:
     """Adam over consecutive BPTT windows of batchified rows (wrapping around) for `config.steps`.
 
-    Returns the median step time (forward+backward+update; the first steps are warm-up and dropped)
+    Returns the median wall and CPU time of a step (forward+backward+update; the first steps are
+    warm-up and dropped; CPU time is the steadier number on a shared machine)
     and the training-loss curve. With `checkpoint`, saves state every `checkpoint_every` steps.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
-    step, losses, step_times = 0, [], []
+    step, losses, step_times, cpu_times = 0, [], [], []
     if resume and checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         step, losses, step_times = saved["step"], saved["losses"], saved["step_times"]
+        cpu_times = saved["cpu_times"]
         generator.set_state(saved["generator"])
     windows = list(bptt_windows(rows, config.bptt))
     model.train()
@@ -59,13 +61,14 @@ def train_lm(
         inputs, targets = windows[step % len(windows)]
         if step % len(windows) == 0:
             state = None
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss, state = model.loss(inputs, targets, state, generator=generator)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
         step_times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
         state = _detach(state)
         losses.append(loss.item())
         step += 1
@@ -73,11 +76,12 @@ def train_lm(
         if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps):
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "losses": losses, "step_times": step_times, "generator": generator.get_state(),
+                        "losses": losses, "step_times": step_times, "cpu_times": cpu_times, "generator": generator.get_state(),
                         "config": asdict(config)}, checkpoint)
     bar.close()
-    timed = step_times[min(5, len(step_times) - 1):]
-    return {"step_time_s": float(torch.tensor(timed).median()), "losses": losses}
+    warm = min(5, len(step_times) - 1)
+    return {"step_time_s": float(torch.tensor(step_times[warm:]).median()),
+            "step_cpu_s": float(torch.tensor(cpu_times[warm:]).median()), "losses": losses}
 
 
 @torch.no_grad()
