@@ -48,6 +48,42 @@ def cmd_render(args: argparse.Namespace) -> int:
     return cmd_demo(args)
 
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _config_path(name: str) -> Path:
+    """A YAML path, or the name of a shipped config (smoke, default, large, shipped)."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        return path
+    shipped = CONFIG_DIR / f"{name}.yaml"
+    if not shipped.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no config {name!r}: give a .yaml path or one of {known}")
+    return shipped
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dexhand.train.config import TrainConfig
+    from dexhand.train.trainer import Trainer
+    from sim.configio import load_yaml
+
+    path = _config_path(args.config)
+    cfg = load_yaml(TrainConfig, path, args.overrides)
+    run_dir = args.run_dir or Path("runs") / path.stem
+    trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    print(f"[train] config {path} -> {run_dir} (TensorBoard: tensorboard --logdir {run_dir / 'tb'})")
+    try:
+        result = trainer.train()
+    finally:
+        trainer.close()
+    print(f"[train] {result.num_timesteps} steps, {result.env_steps_per_s:.0f} env steps/s, mean consecutive "
+          f"successes (last 100 episodes) {result.mean_consecutive_successes:.2f}; checkpoint {result.checkpoint}")
+    return 0
+
+
 # Each benchmark is a module in dexhand.bench with run(seconds=...) -> dict and print_results(dict).
 BENCHMARKS = {
     "sim": "simulation",
@@ -112,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
         _add_overrides(p)
         p.set_defaults(func=cmd_demo if name == "demo" else cmd_render)
+
+    p = sub.add_parser("train", help="train a policy (PPO, asymmetric actor-critic, LSTM by default)",
+                       description="Train a policy in simulation. CONFIG is a YAML file or a shipped config "
+                                   "name (smoke, default, large, shipped). Checkpoints land in RUN_DIR/checkpoints "
+                                   "every checkpoint_every steps; --resume continues from the latest; Ctrl-C saves.")
+    p.add_argument("config", help="YAML path or shipped config name")
+    p.add_argument("--run-dir", type=Path, default=None, help="output folder (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("overrides", nargs="*", metavar="field.path=value",
+                   help="training config overrides, e.g. n_envs=16 env.task.goal_mode=z ppo.learning_rate=1e-4")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks that print figures",
                        description="Benchmarks that print figures. sim: env steps/s vs MuJoCo's raw ceiling "

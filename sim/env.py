@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import mujoco
@@ -40,6 +40,18 @@ _BADQACC, _BADQPOS, _BADQVEL = (
     )
 )
 SETTLE_STEPS = 3  # control steps with the hand holding still after a reset, so the cube lands
+
+
+RANDOMIZATION_GROUPS = ("cube_size", "mass", "hand_friction", "cube_friction", "gravity", "timestep", "damping",
+                        "actuator_gain", "joint_limits", "visual", "action", "forces", "observation")
+
+
+class RandomizationSchedule(Protocol):
+    """Chooses per-group randomization strengths each episode and hears how the episode went."""
+
+    def episode_strengths(self, rng: np.random.Generator) -> dict[str, float]: ...
+
+    def report(self, strengths: dict[str, float], consecutive_successes: int) -> None: ...
 
 
 def policy_layout(include_joint_angles: bool, n_joints: int = 24, n_actions: int = 20) -> dict[str, slice]:
@@ -120,27 +132,59 @@ class CubeReorientEnv(gym.Env):
         self._start_height = float(CUBE_START[2])
         self._episode_steps = 0
         self._renderers: dict[tuple[int, int, bool], CameraRenderer] = {}
+        self._pixel_noise_std = 0.0
+        # Optional per-group strengths per episode (automatic domain randomization sets this).
+        self.schedule: RandomizationSchedule | None = None
+        self._episode_strengths: dict[str, float] = {}
+
+    # ------------------------------------------------------------- training-time adjustments
+    def set_goal_mode(self, mode: str) -> None:
+        """Change how new goals are drawn (curricula call this through VecEnv.env_method)."""
+        if mode not in ("full", "faces", "z"):
+            raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
+        self.cfg.task.goal_mode = mode
+
+    def set_randomization_strength(self, strength: float) -> None:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"randomization strength {strength} is outside [0, 1]")
+        self.cfg.randomization.strength = float(strength)
+
+    def set_schedule(self, schedule: RandomizationSchedule | None) -> None:
+        """Per-group strengths each episode (ADR); takes effect at the next reset."""
+        self.schedule = schedule
 
     # ----------------------------------------------------------------------------------- reset
     def _randomize(self, rng: np.random.Generator) -> None:
+        """Sample this episode's randomization; each group's strength may come from the schedule."""
         rcfg = self.cfg.randomization
-        strength = rcfg.strength if rcfg.enabled else 0.0
+        base = rcfg.strength if rcfg.enabled else 0.0
+        chosen = self.schedule.episode_strengths(rng) if (self.schedule is not None and rcfg.enabled) else {}
+        self._episode_strengths = chosen
+
+        def strength(name: str, group_on: bool) -> float:
+            return chosen.get(name, base) if (rcfg.enabled and group_on) else 0.0
+
         for randomizer in self.model_randomizers:
-            if strength > 0 and rcfg.physics:
-                randomizer.apply(self.model, self.nominal, rng, strength)
+            s = strength(randomizer.name, rcfg.physics)
+            if s > 0:
+                randomizer.apply(self.model, self.nominal, rng, s)
             else:
                 randomizer.restore(self.model, self.nominal)
-        if strength > 0 and rcfg.visuals:
-            self.visual_randomizer.apply(self.model, self.nominal, rng, strength)
+        s = strength("visual", rcfg.visuals)
+        if s > 0:
+            self.visual_randomizer.apply(self.model, self.nominal, rng, s)
         else:
             self.visual_randomizer.restore(self.model, self.nominal)
-        if strength > 0 and rcfg.action:
-            self.action_perturbation.sample_episode(rng, strength)
+        self._pixel_noise_std = rcfg.visual.pixel_noise_std * s
+        s = strength("action", rcfg.action)
+        if s > 0:
+            self.action_perturbation.sample_episode(rng, s)
         else:
             self.action_perturbation.reset_nominal()
-        self.forces.strength = strength if rcfg.forces else 0.0
-        if strength > 0 and rcfg.observation:
-            self.obs_noise.sample_episode(rng, strength)
+        self.forces.strength = strength("forces", rcfg.forces)
+        s = strength("observation", rcfg.observation)
+        if s > 0:
+            self.obs_noise.sample_episode(rng, s)
         else:
             self.obs_noise.reset_nominal()
         self._cube_mass = float(self.model.body_mass[self.ids.cube_body])
@@ -250,6 +294,8 @@ class CubeReorientEnv(gym.Env):
             self._task.goal = sample_goal(self.cfg.task.goal_mode, rng, cube_quat)
             self._task.previous_distance = float(rotations.distance(cube_quat, self._task.goal))
         truncated = outcome.truncated or self._episode_steps >= self.cfg.max_episode_steps
+        if (outcome.terminated or truncated) and self.schedule is not None:
+            self.schedule.report(self._episode_strengths, self._task.consecutive_successes)
         return (
             self._observation(),
             outcome.reward,
@@ -348,8 +394,7 @@ class CubeReorientEnv(gym.Env):
         """The vision cameras' images (uint8, size x size x 3) with pixel noise when randomized."""
         size = size or self.cfg.scene.vision_image_size
         renderer = self._renderer(size, size)
-        rcfg = self.cfg.randomization
-        std = rcfg.visual.pixel_noise_std * rcfg.strength if (rcfg.enabled and rcfg.visuals) else 0.0
+        std = self._pixel_noise_std
         return {c: add_pixel_noise(renderer.render(self.data, c), std, self.np_random) for c in cameras}
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ Subscribes: ``~action_topic`` (sensor_msgs/JointState: model actuator names, abs
 = capture time of the images behind it), /joint_states, ``~cube_pose_topic`` (dexhand_msgs/CubePose,
 watchdog only), /dexhand/estop (std_msgs/Bool: true engages, false releases).
 Services: ``~estop`` and ``~release`` (std_srvs/Trigger). Publishes one std_msgs/Float64 per
-controller (``/sh_rh_<joint>_position_controller/command``) and /dexhand/driver/status.
+controller (``/sh_rh_<joint>_position_controller/command``), /dexhand/driver/status and, per
+forwarded action, its image-stamp -> command latency in s on /dexhand/driver/latency (Float64).
 Before driving, it looks up which controllers listen on command topics (or reads ``~controllers``)
 and refuses to start unless they are exactly the name table's.
 """
@@ -63,6 +64,7 @@ class HandDriverNode:
             rospy.Publisher("/" + c + "/command", Float64, queue_size=1, tcp_nodelay=True) for c in CONTROLLER_ORDER
         ]
         self.status_pub = rospy.Publisher("/dexhand/driver/status", DriverStatus, queue_size=5)
+        self.latency_pub = rospy.Publisher("/dexhand/driver/latency", Float64, queue_size=20)
         rospy.Subscriber("/joint_states", JointState, self.on_joint_state, queue_size=1, tcp_nodelay=True)
         rospy.Subscriber(rospy.get_param("~cube_pose_topic", "/dexhand/cube_pose"), CubePose,
                          self.on_cube_pose, queue_size=1, tcp_nodelay=True)
@@ -108,6 +110,7 @@ class HandDriverNode:
             self.publish_commands(commands)
             if not msg.header.stamp.is_zero():
                 self.last_latency = (self.rospy.Time.now() - msg.header.stamp).to_sec()
+                self.latency_pub.publish(self.Float64(self.last_latency))
 
     def set_estop(self, engaged: bool, source: str) -> str:
         with self.lock:

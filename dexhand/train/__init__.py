@@ -1,0 +1,1 @@
+"""Policy training: asymmetric actor-critic PPO (LSTM or MLP), curriculum and ADR, checkpoints."""

@@ -1,0 +1,70 @@
+"""Training configuration: one dataclass tree, loaded from YAML (dexhand/configs/*.yaml) + overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dexhand.train.adr import AdrConfig
+from dexhand.train.curriculum import CurriculumConfig
+from sim.config import EnvConfig
+from sim.configio import ConfigError
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters (Dactyl / IsaacGymEnvs values where they fit a CPU budget)."""
+
+    n_steps: int = 128  # per env per rollout
+    batch_size: int = 512
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 1.0
+    target_kl: float | None = 0.02
+
+    def validate(self) -> None:
+        if self.n_steps < 2 or self.batch_size < 2:
+            raise ConfigError("ppo.n_steps and ppo.batch_size must be >= 2")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError("ppo.gamma: must be in (0, 1]")
+
+
+@dataclass
+class NetworkConfig:
+    recurrent: bool = True  # LSTM policy (Dactyl) or feed-forward
+    features_dim: int = 256
+    lstm_hidden: int = 256
+    pi_layers: list[int] = field(default_factory=lambda: [256])
+    vf_layers: list[int] = field(default_factory=lambda: [256])
+    log_std_init: float = -1.0
+
+
+@dataclass
+class TrainConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    net: NetworkConfig = field(default_factory=NetworkConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    adr: AdrConfig = field(default_factory=AdrConfig)
+    n_envs: int = 8
+    vec_backend: Literal["thread", "subprocess", "serial"] = "thread"
+    n_workers: int | None = None  # threads/processes; default: all cores
+    total_timesteps: int = 1_000_000
+    checkpoint_every: int = 50_000  # env steps
+    normalize_observations: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    torch_threads: int = 1  # the envs use the other cores
+
+    def validate(self) -> None:
+        if self.n_envs < 1:
+            raise ConfigError("n_envs: must be >= 1")
+        if self.total_timesteps < 1 or self.checkpoint_every < 1:
+            raise ConfigError("total_timesteps and checkpoint_every must be >= 1")
+        if self.adr.enabled and self.vec_backend == "subprocess":
+            raise ConfigError("adr.enabled: ADR shares one state between envs and needs vec_backend thread or serial")

@@ -1,0 +1,212 @@
+"""``dexhand train``: asymmetric PPO (LSTM by default) on batched CubeReorient envs.
+
+Operations a user expects: TensorBoard logs under ``RUN_DIR/tb``, a progress bar, checkpoints
+every ``checkpoint_every`` env steps (model, optimizer, normalization, RNG, curriculum and ADR
+state), ``--resume`` to continue from the latest one, and Ctrl-C saves before exiting.
+
+Resume is not bit-identical to an uninterrupted run: the envs' physics state mid-episode is not
+saved, so a resumed run starts fresh episodes (reseeded with seed + steps done). Weights,
+optimizer moments, normalization statistics, RNG streams, curriculum and ADR continue exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from dexhand.train import checkpoint
+from dexhand.train.adr import AutomaticDomainRandomization
+from dexhand.train.config import TrainConfig
+from dexhand.train.curriculum import GoalCurriculum
+from dexhand.train.networks import AsymmetricLstmPolicy, AsymmetricPolicy
+from sim.configio import to_dict
+from sim.env import RANDOMIZATION_GROUPS
+from sim.vec_env import make_vec_env
+
+EPISODE_KEYS = ("consecutive_successes", "dropped")
+
+
+def algorithm(cfg: TrainConfig):
+    if cfg.net.recurrent:
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO, AsymmetricLstmPolicy
+    return PPO, AsymmetricPolicy
+
+
+def policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "features_extractor_kwargs": {"features_dim": cfg.net.features_dim},
+        "net_arch": {"pi": list(cfg.net.pi_layers), "vf": list(cfg.net.vf_layers)},
+        "log_std_init": cfg.net.log_std_init,
+        "activation_fn": th.nn.ELU,
+    }
+    if cfg.net.recurrent:
+        kw["lstm_hidden_size"] = cfg.net.lstm_hidden
+    return kw
+
+
+def build_envs(cfg: TrainConfig, seed: int) -> VecEnv:
+    vec = make_vec_env(cfg.n_envs, cfg.env, backend=cfg.vec_backend, n_workers=cfg.n_workers, seed=seed)
+    return VecMonitor(vec, info_keywords=EPISODE_KEYS)
+
+
+class DactylCallback(BaseCallback):
+    """Curriculum and ADR bookkeeping, task metrics in TensorBoard, periodic checkpoints."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.episodes: list[tuple[float, bool]] = []
+        self._last_save = 0
+        self._rollout_start = time.perf_counter()
+        self._rollout_steps = 0
+
+    def _on_training_start(self) -> None:
+        self._last_save = self.model.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        self._rollout_start = time.perf_counter()
+        self._rollout_steps = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        t = self.trainer
+        for info, done in zip(self.locals["infos"], self.locals["dones"]):
+            if not done or "episode" not in info:
+                continue
+            successes = float(info["consecutive_successes"])
+            self.episodes.append((successes, bool(info["dropped"])))
+            if t.curriculum is not None and t.curriculum.record(successes):
+                t.apply_curriculum()
+                if self.verbose or True:
+                    print(f"\n[curriculum] step {self.model.num_timesteps}: goals '{t.curriculum.goal_mode}'")
+        if self.model.num_timesteps - self._last_save >= t.cfg.checkpoint_every:
+            t.save()
+            self._last_save = self.model.num_timesteps
+        return True
+
+    def _on_rollout_end(self) -> None:
+        t = self.trainer
+        rollout_time = time.perf_counter() - self._rollout_start
+        self.logger.record("time/rollout_env_steps_per_s",
+                           (self.model.num_timesteps - self._rollout_steps) / max(rollout_time, 1e-9))
+        if self.episodes:
+            succ = np.array([e[0] for e in self.episodes])
+            self.logger.record("task/consecutive_successes_mean", float(succ.mean()))
+            self.logger.record("task/consecutive_successes_median", float(np.median(succ)))
+            self.logger.record("task/drop_rate", float(np.mean([e[1] for e in self.episodes])))
+            self.logger.record("task/episodes", len(self.episodes))
+            t.recent_successes.extend(succ.tolist())
+            self.episodes.clear()
+        if t.curriculum is not None:
+            self.logger.record("curriculum/stage", t.curriculum.stage)
+        if t.adr is not None:
+            self.logger.record("adr/mean_strength", t.adr.mean_strength())
+            self.logger.record("adr/changes", t.adr.changes)
+            for group, s in t.adr.strengths.items():
+                self.logger.record(f"adr/{group}", s)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    num_timesteps: int
+    seconds: float
+    env_steps_per_s: float
+    mean_consecutive_successes: float
+    checkpoint: Path
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> None:
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.curriculum = GoalCurriculum(cfg.curriculum) if cfg.curriculum.enabled else None
+        self.adr = AutomaticDomainRandomization(cfg.adr, RANDOMIZATION_GROUPS) if cfg.adr.enabled else None
+        self.recent_successes: list[float] = []
+        th.set_num_threads(cfg.torch_threads)
+        found = checkpoint.latest(self.run_dir) if resume else None
+        if resume and found is None:
+            print(f"[train] no checkpoint in {self.run_dir}: starting a new run")
+        state = found.load_state() if found else None
+        done = state["num_timesteps"] if state else 0
+        set_random_seed(cfg.seed + done)
+        envs = build_envs(cfg, seed=cfg.seed + done)
+        if found and found.normalizer.is_file():
+            self.envs = VecNormalize.load(str(found.normalizer), envs)
+            self.envs.training = True
+        else:
+            self.envs = VecNormalize(envs, norm_obs=cfg.normalize_observations, norm_reward=False, clip_obs=10.0)
+        algo, policy = algorithm(cfg)
+        if found:
+            self.model = algo.load(found.model, env=self.envs, device=cfg.device,
+                                   tensorboard_log=str(self.run_dir / "tb"))
+            if self.curriculum and state.get("curriculum"):
+                self.curriculum.load_state_dict(state["curriculum"])
+            if self.adr and state.get("adr"):
+                self.adr.load_state_dict(state["adr"])
+            checkpoint.restore_rng(state["rng"])
+            print(f"[train] resumed from {found.path} at {self.model.num_timesteps} steps")
+        else:
+            p = cfg.ppo
+            self.model = algo(
+                policy, self.envs, n_steps=p.n_steps, batch_size=p.batch_size, n_epochs=p.n_epochs,
+                learning_rate=p.learning_rate, gamma=p.gamma, gae_lambda=p.gae_lambda, clip_range=p.clip_range,
+                ent_coef=p.ent_coef, vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm, target_kl=p.target_kl,
+                policy_kwargs=policy_kwargs(cfg), tensorboard_log=str(self.run_dir / "tb"), seed=cfg.seed,
+                device=cfg.device, verbose=0,
+            )
+        self.resumed = found is not None
+        self.apply_curriculum()
+        if self.adr is not None:
+            self.envs.env_method("set_schedule", self.adr)
+
+    def apply_curriculum(self) -> None:
+        if self.curriculum is None:
+            return
+        self.envs.env_method("set_goal_mode", self.curriculum.goal_mode)
+        if self.adr is None:
+            self.envs.env_method("set_randomization_strength", self.curriculum.strength)
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {
+            "curriculum": self.curriculum.state_dict() if self.curriculum else None,
+            "adr": self.adr.state_dict() if self.adr else None,
+        }
+
+    def save(self) -> checkpoint.Checkpoint:
+        import yaml
+
+        return checkpoint.save(self.run_dir, self.model, self.envs, self.trainer_state(),
+                               yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+
+    def train(self, total_timesteps: int | None = None) -> TrainResult:
+        total = total_timesteps or self.cfg.total_timesteps
+        remaining = total - self.model.num_timesteps
+        start_steps, start = self.model.num_timesteps, time.perf_counter()
+        callback = DactylCallback(self)
+        try:
+            if remaining > 0:
+                self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed,
+                                 progress_bar=self.progress, tb_log_name="ppo")
+        except KeyboardInterrupt:
+            saved = self.save()
+            print(f"\n[train] interrupted: saved {saved.path}; continue with --resume")
+            raise
+        seconds = time.perf_counter() - start
+        saved = self.save()
+        recent = self.recent_successes[-100:]
+        return TrainResult(self.run_dir, self.model.num_timesteps, seconds,
+                           (self.model.num_timesteps - start_steps) / max(seconds, 1e-9),
+                           float(np.mean(recent)) if recent else 0.0, saved.path)
+
+    def close(self) -> None:
+        self.envs.close()
