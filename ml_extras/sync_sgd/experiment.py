@@ -13,6 +13,7 @@ import torch
 
 from ml_extras.sync_sgd.data import load_digits_split
 from ml_extras.sync_sgd.model import accuracy, make_mlp
+from ml_extras.sync_sgd.pool import WorkerPool
 from ml_extras.sync_sgd.server import DataParallelSGD
 from ml_extras.sync_sgd.tasks import ArrayBatches, HeavyTailedDelay, cross_entropy_loss
 
@@ -27,7 +28,7 @@ class ExperimentConfig:
     backups: tuple[int, ...] = (0, 1, 2, 4)
     steps: int = 300  # sync steps; async runs steps * N single-gradient updates
     batch_size: int = 16  # per worker
-    lr: float = 0.1
+    lr: float = 0.5
     hidden: int = 32
     delay_base: float = 0.01  # seconds every gradient costs (the straggler-free step time)
     delay_scale: float = 0.005  # Lomax scale of the heavy tail
@@ -59,8 +60,8 @@ def run_specs(config: ExperimentConfig) -> list[RunSpec]:
     return specs
 
 
-def run_one(spec: RunSpec, config: ExperimentConfig) -> dict[str, Any]:
-    """Train one configuration; return its summary row and its accuracy curve."""
+def run_one(spec: RunSpec, config: ExperimentConfig, pool: WorkerPool | None = None) -> dict[str, Any]:
+    """Train one configuration (on ``pool``'s processes if given); return its row and curve."""
     x_train, y_train, x_test, y_test = load_digits_split(config.seed)
     model = make_mlp(x_train.shape[1], config.hidden, int(y_train.max()) + 1, seed=config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
@@ -74,7 +75,7 @@ def run_one(spec: RunSpec, config: ExperimentConfig) -> dict[str, Any]:
     curve: list[dict[str, float]] = [{"step": 0, "wall_s": 0.0, "test_acc": accuracy(model, x_test, y_test)}]
     trainer = DataParallelSGD(model, optimizer, cross_entropy_loss, batches, workers=config.workers,
                               backup=spec.backup, mode=spec.mode, delay_fn=delay,
-                              worker_timeout=config.worker_timeout, seed=config.seed)
+                              worker_timeout=config.worker_timeout, seed=config.seed, pool=pool)
 
     def on_step(step: int, trained: torch.nn.Module) -> None:
         done = step + 1
@@ -111,23 +112,30 @@ def run_experiment(config: ExperimentConfig, checkpoint_dir: Path | None = None,
     from tqdm import tqdm
 
     outputs = []
-    for spec in tqdm(run_specs(config), desc="sync_sgd runs", leave=False):
-        path = None
-        if checkpoint_dir is not None:
-            checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            slug = "".join(c if c.isalnum() else "_" for c in spec.name)
-            path = checkpoint_dir / f"{slug}.pt"
-            if resume and path.exists():
-                saved = torch.load(path, weights_only=False)
-                if saved.get("config") == asdict(config):
-                    log.info("sync_sgd: resumed %s from %s", spec.name, path)
-                    outputs.append(saved["output"])
-                    continue
-        output = run_one(spec, config)
-        if path is not None:
-            torch.save({"config": asdict(config), "output": output}, path)
-        outputs.append(output)
+    specs = run_specs(config)
+    with WorkerPool(config.workers + max(config.backups)) as pool:  # spawn once, reuse per run
+        for spec in tqdm(specs, desc="sync_sgd runs", leave=False):
+            outputs.append(_run_or_resume(spec, config, pool, checkpoint_dir, resume))
     return outputs
+
+
+def _run_or_resume(spec: RunSpec, config: ExperimentConfig, pool: WorkerPool,
+                   checkpoint_dir: Path | None, resume: bool) -> dict[str, Any]:
+    """One run, or its saved checkpoint when resuming with the same config."""
+    path = None
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "_" for c in spec.name)
+        path = checkpoint_dir / f"{slug}.pt"
+        if resume and path.exists():
+            saved = torch.load(path, weights_only=False)
+            if saved.get("config") == asdict(config):
+                log.info("sync_sgd: resumed %s from %s", spec.name, path)
+                return saved["output"]
+    output = run_one(spec, config, pool)
+    if path is not None:
+        torch.save({"config": asdict(config), "output": output}, path)
+    return output
 
 
 def plot(outputs: list[dict[str, Any]], config: ExperimentConfig, path: Path) -> None:
