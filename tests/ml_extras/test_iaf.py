@@ -140,7 +140,7 @@ def test_flow_beats_diagonal_on_banana():
     for n_steps in (0, 4):
         torch.manual_seed(0)
         model = FlowDensity(2, n_steps=n_steps, hidden=16)
-        fit_reverse_kl(model, log_banana, steps=400, batch=128, lr=5e-3)
+        fit_reverse_kl(model, log_banana, steps=300, batch=64, lr=5e-3)
         torch.manual_seed(1)
         kls[n_steps] = kl_to_target(model, log_banana, log_z, n=5000)
     assert kls[0] > -0.05 and kls[4] > -0.05, "a KL divergence estimate came out clearly negative"
