@@ -62,7 +62,7 @@ $(ROS_STAMP): $(STAMP) $(shell find ros_ws/src -type f 2>/dev/null)
 
 $(DATA_STAMP): | apt
 	@mkdir -p .data/debs
-	@cd .data/debs && for p in $(R_DATA_PACKAGES); do ls $$p_*.deb >/dev/null 2>&1 || apt-get download $$p >/dev/null; done
+	@cd .data/debs && for p in $(R_DATA_PACKAGES); do ls $${p}_*.deb >/dev/null 2>&1 || apt-get download $$p >/dev/null; done
 	@for d in .data/debs/*.deb; do dpkg-deb -x $$d .data/root; done
 	@touch $@
 
