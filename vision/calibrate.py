@@ -1,0 +1,152 @@
+"""OpenCV camera calibration from checkerboard images -> intrinsics/distortion YAML.
+
+``calibrate_simulated`` renders a checkerboard plane (textured through MjSpec) at random poses in front
+of a MuJoCo camera with the vision cameras' fovy and calibrates it: the recovered K must match the
+pinhole model MuJoCo renders with (tests check this), which validates the whole chain the pose labels
+and the marker baseline rely on. ``calibrate_images`` does the same for real photos.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vision.runtime.calibration import CameraCalibration, pinhole_matrix
+
+BOARD_INNER = (7, 5)  # inner corners (cols, rows) of the rendered board
+BOARD_SQUARE = 0.01  # m
+MARGIN_SQUARES = 1
+TEXEL = 32  # texture pixels per square
+
+
+def checkerboard_png(path: Path, inner=BOARD_INNER) -> Path:
+    """A board of (cols+1) x (rows+1) squares with a white margin one square wide."""
+    cols, rows = inner[0] + 1, inner[1] + 1
+    w, h = (cols + 2 * MARGIN_SQUARES) * TEXEL, (rows + 2 * MARGIN_SQUARES) * TEXEL
+    img = np.full((h, w), 255, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            if (r + c) % 2 == 0:
+                y, x = (r + MARGIN_SQUARES) * TEXEL, (c + MARGIN_SQUARES) * TEXEL
+                img[y:y + TEXEL, x:x + TEXEL] = 0
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def board_points(inner=BOARD_INNER, square: float = BOARD_SQUARE) -> np.ndarray:
+    grid = np.mgrid[0:inner[0], 0:inner[1]].T.reshape(-1, 2)
+    return np.concatenate([grid * square, np.zeros((len(grid), 1))], axis=1).astype(np.float32)
+
+
+def _board_scene(fovy: float, size: int):
+    import mujoco
+
+    folder = Path(tempfile.mkdtemp(prefix="dexhand_checker_"))
+    png = checkerboard_png(folder / "board.png")
+    spec = mujoco.MjSpec()
+    spec.visual.global_.offwidth = size
+    spec.visual.global_.offheight = size
+    spec.add_texture(name="board", type=mujoco.mjtTexture.mjTEXTURE_2D, file=str(png))
+    mat = spec.add_material(name="board", texrepeat=[1, 1], texuniform=False)
+    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "board"
+    spec.worldbody.add_light(pos=[0, 0, 1], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
+    spec.worldbody.add_camera(name="cam", pos=[0, 0, 0], fovy=fovy)
+    board = spec.worldbody.add_body(name="board", mocap=True)
+    cols, rows = BOARD_INNER[0] + 1 + 2 * MARGIN_SQUARES, BOARD_INNER[1] + 1 + 2 * MARGIN_SQUARES
+    board.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[cols * BOARD_SQUARE / 2, rows * BOARD_SQUARE / 2, 0.01],
+                   material="board", rgba=[1, 1, 1, 1])
+    return spec.compile()
+
+
+def render_board_views(n_views: int, fovy: float, size: int = 200, seed: int = 0) -> list[np.ndarray]:
+    """``n_views`` grey images of the board at random tilts and distances in front of the camera."""
+    import mujoco
+
+    from sim import rotations
+    from sim.visual import CameraRenderer
+
+    model = _board_scene(fovy, size)
+    data = mujoco.MjData(model)
+    renderer = CameraRenderer(model, size, size)
+    rng = np.random.default_rng(seed)
+    images = []
+    try:
+        for _ in range(n_views):
+            dist = rng.uniform(0.17, 0.24)
+            half_view = dist * np.tan(np.radians(fovy) / 2)
+            xy = rng.uniform(-0.25, 0.25, 2) * half_view
+            tilt = rotations.from_axis_angle(np.array([*rng.normal(size=2), 0.0]), rng.uniform(0.2, 0.6))
+            spin = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-0.3, 0.3))
+            data.mocap_pos[0] = [xy[0], xy[1], -dist]
+            data.mocap_quat[0] = rotations.multiply(tilt, spin)
+            mujoco.mj_forward(model, data)
+            images.append(cv2.cvtColor(renderer.render(data, "cam"), cv2.COLOR_RGB2GRAY))
+    finally:
+        renderer.close()
+    return images
+
+
+def calibrate_grey_images(images: list[np.ndarray], inner=BOARD_INNER, square: float = BOARD_SQUARE,
+                          min_views: int = 4) -> CameraCalibration:
+    """Detect the board (sub-pixel corners) in each image and run cv2.calibrateCamera."""
+    if not images:
+        raise ValueError("no calibration images")
+    h, w = images[0].shape[:2]
+    obj, img = [], []
+    for im in images:
+        if im.shape[:2] != (h, w):
+            raise ValueError(f"calibration images differ in size: {im.shape[:2]} vs {(h, w)}")
+        found, corners = cv2.findChessboardCorners(im, inner, flags=cv2.CALIB_CB_ADAPTIVE_THRESH)
+        if not found:
+            continue
+        corners = cv2.cornerSubPix(im, corners, (3, 3), (-1, -1),
+                                   (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3))
+        obj.append(board_points(inner, square))
+        img.append(corners)
+    if len(obj) < min_views:
+        raise ValueError(f"the checkerboard ({inner[0]}x{inner[1]} inner corners) was found in only {len(obj)} of "
+                         f"{len(images)} images; need {min_views}")
+    rms, k, dist, _, _ = cv2.calibrateCamera(obj, img, (w, h), None, None,
+                                             flags=cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_FIX_K3)
+    return CameraCalibration(w, h, k, dist.ravel(), float(rms))
+
+
+def calibrate_simulated(n_views: int = 12, size: int = 200, seed: int = 0,
+                        fovy: float | None = None) -> dict[str, CameraCalibration]:
+    """Calibrate each vision camera from rendered checkerboards (fovy: the scene's unless given)."""
+    from sim.scene import CAMERA_FOVY, VISION_CAMERAS
+
+    out = {}
+    for i, cam in enumerate(VISION_CAMERAS):
+        out[cam] = calibrate_grey_images(render_board_views(n_views, fovy or CAMERA_FOVY, size, seed + i))
+    return out
+
+
+def calibrate_images(folder: Path, inner=BOARD_INNER, square: float = 0.02) -> dict[str, CameraCalibration]:
+    """Real photos: ``folder/<camera>/*.png|jpg`` -> one calibration per camera sub-folder."""
+    folder = Path(folder)
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not subdirs:
+        raise FileNotFoundError(f"{folder}: expected one sub-folder of checkerboard images per camera")
+    out = {}
+    for sub in subdirs:
+        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+        images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files]
+        out[sub.name] = calibrate_grey_images([im for im in images if im is not None], tuple(inner), square)
+    return out
+
+
+def print_calibration(cals: dict[str, CameraCalibration], fovy: float | None = None) -> None:
+    from dexhand.report import format_table
+    from sim.scene import CAMERA_FOVY
+
+    rows = []
+    for name, c in cals.items():
+        ideal = pinhole_matrix(fovy or CAMERA_FOVY, c.width, c.height)
+        rows.append({"camera": name, "fx": c.camera_matrix[0, 0], "fy": c.camera_matrix[1, 1],
+                     "cx": c.camera_matrix[0, 2], "cy": c.camera_matrix[1, 2], "k1": c.distortion[0],
+                     "fovy deg": c.fovy, "rms px": c.rms, "pinhole f": ideal[0, 0], "pinhole c": ideal[0, 2]})
+    print(format_table(rows, title="camera calibration (pinhole f/c: what a simulated camera of the scene's fovy has)"))

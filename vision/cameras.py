@@ -1,0 +1,71 @@
+"""Camera intrinsics and extrinsics read from the MuJoCo model, in OpenCV's conventions.
+
+MuJoCo cameras look along -z with +y up; OpenCV's look along +z with +y down, so the rotation
+world<-camera differs by diag(1, -1, -1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vision.runtime.calibration import CameraCalibration, pinhole_matrix
+
+if TYPE_CHECKING:  # mujoco loads only after sim has chosen the GL backend
+    import mujoco
+
+MJ_TO_CV = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass
+class CameraPose:
+    """One camera's K and pose (OpenCV convention): x_cam = R_cw @ x_world + t_cw."""
+
+    K: np.ndarray
+    R_cw: np.ndarray
+    t_cw: np.ndarray
+
+    def project(self, points_world: np.ndarray) -> np.ndarray:
+        cam = points_world @ self.R_cw.T + self.t_cw
+        uv = cam @ self.K.T
+        return uv[:, :2] / uv[:, 2:3]
+
+
+def camera_pose(model: mujoco.MjModel, data: mujoco.MjData, name: str, size: int) -> CameraPose:
+    """The camera's current K and pose (call after mj_forward / a step, which set cam_xpos/xmat)."""
+    cam = model.camera(name).id
+    R_wc = data.cam_xmat[cam].reshape(3, 3) @ MJ_TO_CV
+    R_cw = R_wc.T
+    t_cw = -R_cw @ data.cam_xpos[cam]
+    return CameraPose(pinhole_matrix(float(model.cam_fovy[cam]), size, size), R_cw, t_cw)
+
+
+def camera_metadata(model: mujoco.MjModel, data: mujoco.MjData, cameras, size: int) -> dict:
+    """JSON-ready intrinsics/extrinsics of the (nominal) cameras, for dataset and model metadata."""
+    out = {}
+    for name in cameras:
+        pose = camera_pose(model, data, name, size)
+        cam = model.camera(name).id
+        out[name] = {
+            "image_size": size,
+            "fovy_deg": float(model.cam_fovy[cam]),
+            "camera_matrix": pose.K.tolist(),
+            "R_cam_from_world_opencv": pose.R_cw.tolist(),
+            "t_cam_from_world_opencv": pose.t_cw.tolist(),
+            "pos_world": data.cam_xpos[cam].tolist(),
+            "quat_world_mujoco_wxyz": model.cam_quat[cam].tolist(),
+        }
+    return out
+
+
+def apply_calibration(model: mujoco.MjModel, calibrations: dict[str, CameraCalibration], *more_models) -> None:
+    """Set the simulated cameras' fovy from calibrated fy (for every model given, e.g. the env's nominal)."""
+    for name, cal in calibrations.items():
+        for m in (model, *more_models):
+            try:
+                cam = m.camera(name).id
+            except KeyError:
+                raise ValueError(f"calibration names camera {name!r}, which the scene does not have") from None
+            m.cam_fovy[cam] = cal.fovy

@@ -1,0 +1,191 @@
+"""``dexhand vision``: data generation, training, evaluation, ONNX export, calibration, marker baseline.
+
+Configs are YAML files of vision.config dataclasses (vision/configs/*.yaml) plus ``field=value``
+overrides, e.g. ``dexhand vision gen --n 4000 --out data/vision free_pose_fraction=0.5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _gen_config(path: Path | None, overrides: list[str]):
+    from sim.configio import load_yaml
+    from vision.config import GenConfig
+
+    return load_yaml(GenConfig, path or CONFIG_DIR / "gen.yaml", overrides)
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    from vision.data import generate_dataset
+
+    cfg = _gen_config(args.config, args.overrides)
+    if args.calibration:
+        cfg.calibration = str(args.calibration)
+    meta = generate_dataset(cfg, args.out, args.n, seed=args.seed, workers=args.workers)
+    print(f"wrote {meta['n']} samples in {len(meta['shards'])} shards to {args.out} (metadata.json alongside)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sim.configio import load_yaml
+    from vision.config import TrainConfig
+    from vision.train import train
+
+    cfg = load_yaml(TrainConfig, args.config or CONFIG_DIR / "train.yaml", args.overrides)
+    command = "dexhand vision " + shlex.join(args.argv)
+    result = train(cfg, args.data, args.out, resume=args.resume, command=command)
+    print(f"best validation: position median {result['val_pos_mm_median']:.2f} mm, "
+          f"orientation median {result['val_rot_deg_median']:.2f} deg; checkpoint {result['checkpoint']}")
+    if args.export:
+        from vision.export import export_onnx
+
+        path = export_onnx(Path(result["checkpoint"]), args.export, command=command)
+        print(f"exported {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from vision.export import export_onnx
+
+    path = export_onnx(args.checkpoint, args.out, command=args.command)
+    print(f"exported {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vision.evaluate import evaluate, print_evaluation
+    from vision.runtime import DEFAULT_MODEL
+
+    results = evaluate(args.model or DEFAULT_MODEL, n=args.n, seed=args.seed, calibration=args.calibration)
+    print_evaluation(results)
+    if args.json:
+        from dexhand.report import write_json
+
+        write_json(args.json, results)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from vision.calibrate import calibrate_images, calibrate_simulated, print_calibration
+    from vision.runtime.calibration import save_calibration
+
+    if args.images:
+        cals = calibrate_images(args.images, args.pattern, args.square)
+    else:
+        cals = calibrate_simulated(n_views=args.views, size=args.size, seed=args.seed, fovy=args.fovy)
+    save_calibration(args.out, cals)
+    print_calibration(cals)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_markers(args: argparse.Namespace) -> int:
+    from vision.markers import compare_with_cnn, print_comparison
+
+    results = compare_with_cnn(args.model, n=args.n, seed=args.seed, randomize=not args.no_randomization)
+    print_comparison(results)
+    if args.json:
+        from dexhand.report import write_json
+
+        write_json(args.json, results)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dexhand vision",
+        description="Three-camera cube pose estimation: render data, train the CNN, evaluate, export to ONNX, "
+                    "calibrate cameras with OpenCV, and the ArUco marker baseline.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example (the shipped model):\n"
+               "  dexhand vision gen --n 4000 --out data/vision --seed 0\n"
+               "  dexhand vision train --data data/vision --out runs/vision --export vision/models/pose_cnn.onnx\n"
+               "  dexhand vision eval --n 200 --seed 123\n",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("gen", help="render labelled 3-camera images into sharded .npz files (resumable)",
+                       description="Render the three vision cameras over simulated manipulation, labelled with the "
+                                   "cube pose in the hand frame. Finished shards are kept, so re-running resumes.")
+    p.add_argument("--n", type=int, required=True, help="number of samples (each = 3 images)")
+    p.add_argument("--out", type=Path, required=True, help="output folder for shard_*.npz and metadata.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="rendering processes")
+    p.add_argument("--config", type=Path, help="GenConfig YAML (default vision/configs/gen.yaml)")
+    p.add_argument("--calibration", type=Path, help="OpenCV calibration YAML: sets the cameras' fovy")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.set_defaults(func=cmd_gen)
+
+    p = sub.add_parser("train", help="train the CNN (TensorBoard logs, checkpoints, --resume)",
+                       description="Train the shared-trunk 3-camera CNN on a generated folder. Writes TensorBoard "
+                                   "logs and checkpoints (last.pt, best.pt) to --out.")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path, help="TrainConfig YAML (default vision/configs/train.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--export", type=Path, help="also export the best checkpoint to this .onnx path")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX + metadata JSON")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True, help=".onnx path (the .json goes alongside)")
+    p.add_argument("--command", default="", help="the command that trained it, recorded in the metadata")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="position/orientation error of an ONNX model on fresh renders",
+                       description="Median and p90 errors on fresh sets with and without randomization, and with "
+                                   "one camera blacked out (the estimator's degraded mode).")
+    p.add_argument("model", nargs="?", type=Path, help="ONNX model (default: the shipped one)")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--calibration", type=Path, help="calibration YAML the cameras were set from")
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="OpenCV checkerboard calibration -> intrinsics/distortion YAML",
+                       description="Without --images: render a checkerboard in front of each vision camera in "
+                                   "MuJoCo and calibrate (checks the pipeline). With --images DIR: calibrate real "
+                                   "cameras from DIR/<camera>/*.png checkerboard photos.")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--images", type=Path, help="folder with one sub-folder of checkerboard images per camera")
+    p.add_argument("--pattern", type=int, nargs=2, default=(7, 5), metavar=("COLS", "ROWS"),
+                   help="inner corners of the real board")
+    p.add_argument("--square", type=float, default=0.02, help="real board square size, m")
+    p.add_argument("--views", type=int, default=12, help="rendered board poses per camera")
+    p.add_argument("--size", type=int, default=200)
+    p.add_argument("--fovy", type=float, default=None, help="render with this fovy instead of the scene's")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("markers", help="ArUco-marker cube + solvePnP baseline, compared with the CNN",
+                       description="Renders the same states with the lettered cube (for the CNN) and a cube with "
+                                   "an ArUco marker on each face (multi-camera solvePnP), and prints both errors.")
+    p.add_argument("model", nargs="?", type=Path, help="ONNX model (default: the shipped one)")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=2000)
+    p.add_argument("--no-randomization", action="store_true")
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=cmd_markers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    import sim  # noqa: F401  (picks the GL backend before MuJoCo loads)
+
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Robot-side cube pose estimator: numpy + onnxruntime + opencv, Python 3.8.
+
+    est = PoseEstimator.load()                       # the shipped model (DEFAULT_MODEL)
+    pos, quat, confidence = est.estimate({"cam_left": img_l, "cam_right": img_r, "cam_top": img_t})
+
+``pos`` (3,) metres relative to the hand origin (hand axes), ``quat`` (4,) wxyz with w >= 0,
+``confidence`` in [0, 1]: 0.5 ** mean(predicted error / its validation median), so 0.5 is a typical
+frame and lower means the network expects a larger error. Consumers should reject poses below a
+threshold (``min_confidence``; e.g. hold the last good pose).
+
+Missing cameras: by default a ValueError naming them. ``allow_missing=True`` is the documented
+degraded mode: the missing view is fed as a black image (the training blacked out one camera at
+random, so the network knows this case) and the confidence reflects the larger expected error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from vision.runtime.calibration import CameraCalibration, load_calibration
+from vision.runtime.pipeline import ImagePipeline, PipelineConfig
+from vision.runtime.rotations import matrix_to_quat, sixd_to_matrix
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "pose_cnn.onnx"
+
+
+class PoseEstimate(NamedTuple):
+    pos: np.ndarray
+    quat: np.ndarray
+    confidence: float
+    expected_pos_error_mm: float
+    expected_rot_error_deg: float
+    cameras_used: tuple[str, ...]
+
+
+class PoseEstimator:
+    """ONNX pose CNN with the shared image pipeline in front of it."""
+
+    def __init__(self, model_path: str | Path, metadata: dict, threads: int = 1,
+                 calibrations: dict[str, CameraCalibration] | None = None, color_order: str | None = None,
+                 min_confidence: float = 0.0) -> None:
+        import onnxruntime as ort
+
+        self.metadata = metadata
+        self.cameras = tuple(metadata["cameras"])
+        p = dict(metadata["pipeline"])
+        if color_order is not None:
+            p["color_order"] = color_order
+        self.pipeline = ImagePipeline(PipelineConfig(**p), calibrations)
+        self.confidence_scale = np.asarray(metadata.get("confidence_scale", [1.0, 1.0]), dtype=np.float64)
+        self.min_confidence = float(min_confidence)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, threads: int = 1,
+             calibration: str | Path | None = None, **kwargs) -> PoseEstimator:
+        """Load ``path`` (default DEFAULT_MODEL) and its metadata JSON (same name, .json)."""
+        path = Path(path) if path is not None else DEFAULT_MODEL
+        if not path.is_file():
+            raise FileNotFoundError(f"pose model not found: {path}")
+        meta_path = path.with_suffix(".json")
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"pose model metadata not found: {meta_path} (export writes it beside the .onnx)")
+        metadata = json.loads(meta_path.read_text())
+        cals = load_calibration(calibration) if calibration is not None else None
+        return cls(path, metadata, threads=threads, calibrations=cals, **kwargs)
+
+    def run_network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw network outputs (pos, rot6d, err) for a prepared float32 batch."""
+        pos, rot6d, err = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        return pos, rot6d, err
+
+    def estimate_full(self, images: dict[str, np.ndarray], allow_missing: bool = False) -> PoseEstimate:
+        x, present = self.pipeline.batch(images, self.cameras, allow_missing=allow_missing)
+        pos, rot6d, err = self.run_network(x)
+        pos, rot6d, err = pos[0].astype(np.float64), rot6d[0].astype(np.float64), err[0].astype(np.float64)
+        used = tuple(c for c, ok in zip(self.cameras, present) if ok)
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(rot6d)) and np.all(np.isfinite(err))):
+            return PoseEstimate(np.full(3, np.nan), np.array([1.0, 0, 0, 0]), 0.0, np.inf, np.inf, used)
+        quat = matrix_to_quat(sixd_to_matrix(rot6d))
+        confidence = float(0.5 ** float(np.mean(np.maximum(err, 0.0) / self.confidence_scale)))
+        return PoseEstimate(pos, quat, confidence, float(err[0]), float(err[1]), used)
+
+    def estimate(self, images: dict[str, np.ndarray],
+                 allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+        """(pos (3,), quat (4,) wxyz, confidence) from a dict camera name -> uint8 HxWx3 image."""
+        e = self.estimate_full(images, allow_missing=allow_missing)
+        return e.pos, e.quat, e.confidence
+
+    def accept(self, confidence: float) -> bool:
+        """Whether a pose with this confidence should be used (``min_confidence`` threshold)."""
+        return bool(np.isfinite(confidence)) and confidence >= self.min_confidence
