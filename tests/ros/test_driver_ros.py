@@ -1,0 +1,203 @@
+"""hand_driver against a real master: this test plays the hand (controllers + sensors) and the policy."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from dexhand.robot import joint_map
+from dexhand.robot.hand_names import ACTUATORS, CONTROLLERS, JOINTS
+
+pytestmark = pytest.mark.ros
+MAX_STEP = 0.3
+JOINT_TIMEOUT = 0.3
+
+
+class FakeHand:
+    """Controllers that record commands, and /joint_states + cube pose published while ``feeding``."""
+
+    def __init__(self, rospy) -> None:
+        from dexhand_msgs.msg import CubePose, DriverStatus
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, Float64
+
+        self.rospy, self.JointState, self.CubePose = rospy, JointState, CubePose
+        self.lock = threading.Lock()
+        self.commands: list[list[float]] = [[] for _ in ACTUATORS]
+        self.status = None
+        self.subs = [rospy.Subscriber(a.command_topic, Float64, self._record(i), queue_size=50)
+                     for i, a in enumerate(ACTUATORS)]
+        rospy.Subscriber("/dexhand/driver/status", DriverStatus, self._status, queue_size=5)
+        self.joint_pub = rospy.Publisher("/joint_states", JointState, queue_size=5)
+        self.pose_pub = rospy.Publisher("/dexhand/cube_pose", CubePose, queue_size=5)
+        self.action_pub = rospy.Publisher("/dexhand/policy/action", JointState, queue_size=5)
+        self.estop_pub = rospy.Publisher("/dexhand/estop", Bool, queue_size=5, latch=False)
+        self.Bool = Bool
+        self.positions = 0.5 * (np.array([j.lower for j in JOINTS]) + np.array([j.upper for j in JOINTS]))
+        self.feeding = True
+        self.stop = False
+        self.thread = threading.Thread(target=self._feed, daemon=True)
+        self.thread.start()
+
+    def _record(self, index):
+        def callback(msg):
+            with self.lock:
+                self.commands[index].append(msg.data)
+        return callback
+
+    def _status(self, msg):
+        self.status = msg
+
+    def _feed(self):
+        while not self.stop:
+            if self.feeding:
+                js = self.JointState(name=joint_map.REAL_JOINT_NAMES, position=self.positions.tolist())
+                js.header.stamp = self.rospy.Time.now()
+                self.joint_pub.publish(js)
+                pose = self.CubePose(confidence=1.0)
+                pose.pose.orientation.w = 1.0
+                pose.header.stamp = js.header.stamp
+                self.pose_pub.publish(pose)
+            time.sleep(0.01)
+
+    def act(self, targets) -> None:
+        msg = self.JointState(name=joint_map.ACTUATOR_MODEL_NAMES, position=list(targets))
+        msg.header.stamp = self.rospy.Time.now()
+        self.action_pub.publish(msg)
+
+    def count(self) -> int:
+        with self.lock:
+            return min(len(c) for c in self.commands)
+
+    def last(self) -> np.ndarray:
+        with self.lock:
+            return np.array([c[-1] for c in self.commands])
+
+    def all_values(self) -> np.ndarray:
+        with self.lock:
+            return np.concatenate([np.asarray(c, dtype=float) for c in self.commands])
+
+
+def wait_for(predicate, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def rig(ros_master, test_node, tmp_path_factory):
+    from dexhand.ros.launcher import node_command, stop_process
+
+    rospy = test_node
+    hand = FakeHand(rospy)
+    rospy.set_param("/hand_driver/safety", {"max_step": MAX_STEP, "joint_state_timeout": JOINT_TIMEOUT,
+                                            "cube_pose_timeout": 0.5, "action_timeout": 5.0})
+    log = open(tmp_path_factory.mktemp("driver") / "hand_driver.log", "wb")
+    driver = subprocess.Popen(node_command("hand_driver", "__name:=hand_driver", "_controller_wait:=10"),
+                              env=ros_master.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Up = registered, found the 20 controllers and connected: its status topic reaches us.
+    wait_for(lambda: hand.status is not None or driver.poll() is not None, 30, "the driver's first status")
+    assert driver.poll() is None, f"hand_driver exited with {driver.returncode}; see {log.name}"
+    wait_for(lambda: all(s.get_num_connections() > 0 for s in hand.subs), 10, "driver -> controller connections")
+    wait_for(lambda: hand.action_pub.get_num_connections() > 0, 10, "policy -> driver connection")
+    # A publisher learns of a new subscriber a little after the subscriber does: repeat a hold action
+    # until every controller has received a command, as a hand's bringup waits for its first command.
+    hold = joint_map.model_targets_from_commands(joint_map.commands_from_joint_positions(hand.positions))
+
+    def all_controllers_commanded() -> bool:
+        hand.act(hold)
+        time.sleep(0.1)
+        return hand.count() > 0
+
+    wait_for(all_controllers_commanded, 10, "a first command on every controller")
+    wait_for(lambda: hand.status.state == "running", 5, "driver running")
+    yield hand
+    hand.stop = True
+    stop_process(driver)
+    log.close()
+
+
+def test_forwards_actions_clamped_and_step_limited(rig):
+    start = rig.last() if rig.count() else joint_map.commands_from_joint_positions(rig.positions)
+    n = rig.count()
+    near = joint_map.model_targets_from_commands(start) + 0.05
+    rig.act(near)
+    wait_for(lambda: rig.count() > n, 2, "commands for an in-range action")
+    expected = np.clip(joint_map.commands_from_model_targets(near), joint_map.COMMAND_LOWER, joint_map.COMMAND_UPPER)
+    assert rig.last() == pytest.approx(expected, abs=1e-9)  # coupled J0: scale x model target
+    n = rig.count()
+    rig.act(np.full(20, 1e3))  # far out of range
+    wait_for(lambda: rig.count() > n, 2, "commands for an out-of-range action")
+    out = rig.last()
+    assert np.all(out <= joint_map.COMMAND_UPPER + 1e-9)
+    assert np.max(np.abs(out - expected)) <= MAX_STEP + 1e-9
+    assert np.max(np.abs(out - expected)) == pytest.approx(MAX_STEP)
+
+
+def test_nan_and_inf_never_reach_a_controller(rig):
+    before = rig.status.rejected_actions
+    n = rig.count()
+    bad = np.zeros(20)
+    bad[3], bad[7] = math.nan, math.inf
+    rig.act(bad)
+    wait_for(lambda: rig.status.rejected_actions > before, 2, "the driver to report the rejected action")
+    assert rig.count() == n
+    assert np.all(np.isfinite(rig.all_values()))
+
+
+def test_stale_joint_states_make_the_driver_hold(rig):
+    rig.feeding = False
+    try:
+        took = wait_for(lambda: rig.status.state == "holding", 3, "holding after joint_states stop")
+        assert took < JOINT_TIMEOUT + 0.5
+        assert "joint_states" in rig.status.reason
+        n, held = rig.count(), rig.last()
+        rig.act(np.zeros(20))
+        time.sleep(0.3)
+        assert rig.count() == n or np.allclose(rig.last(), held)  # nothing new, or the hold targets again
+    finally:
+        rig.feeding = True
+    wait_for(lambda: rig.status.state == "running", 3, "running again once joint_states return")
+
+
+def test_estop_topic_and_service(rig):
+    pytest.importorskip("std_srvs", reason="the e-stop service needs Debian's python3-std-srvs")
+    import rospy
+    from std_srvs.srv import Trigger
+
+    rig.estop_pub.publish(rig.Bool(True))
+    wait_for(lambda: rig.status.state == "estop", 2, "e-stop from the topic")
+    n = rig.count()
+    rig.act(np.zeros(20))
+    time.sleep(0.3)
+    assert rig.count() == n, "an action reached the controllers during e-stop"
+    rospy.wait_for_service("/hand_driver/release", timeout=5)
+    assert rospy.ServiceProxy("/hand_driver/release", Trigger)().success
+    wait_for(lambda: rig.status.state == "running", 2, "running after release")
+    assert "engaged" in rospy.ServiceProxy("/hand_driver/estop", Trigger)().message
+    wait_for(lambda: rig.status.state == "estop", 2, "e-stop from the service")
+    rig.estop_pub.publish(rig.Bool(False))
+    wait_for(lambda: rig.status.state == "running", 2, "running after topic release")
+
+
+@pytest.mark.parametrize("controllers", [
+    [*CONTROLLERS, "sh_rh_xxj9_position_controller"],
+    list(CONTROLLERS[1:]),
+], ids=["unknown-controller", "missing-controller"])
+def test_refuses_to_start_on_controller_mismatch(ros_master, controllers):
+    from dexhand.ros.launcher import node_command
+
+    listing = "[" + ",".join(controllers) + "]"
+    done = subprocess.run(node_command("hand_driver", "__name:=driver_mismatch", f"_controllers:={listing}"),
+                          env=ros_master.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "refusing to start" in done.stderr
+    assert ("sh_rh_xxj9_position_controller" in done.stderr) or (CONTROLLERS[0] in done.stderr)
