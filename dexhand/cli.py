@@ -26,14 +26,23 @@ def _env_overrides(args: argparse.Namespace) -> list[str]:
     return list(args.overrides) + extra
 
 
+SHIPPED_POLICY = Path(__file__).resolve().parent / "models" / "policy.onnx"
+
+
 def _make_policy(name: str, seed: int):
+    """'shipped', 'random', 'hold', an .onnx file or a training checkpoint -> (policy, label)."""
     from dexhand.policies import HoldPolicy, RandomSmoothPolicy
 
     if name == "random":
         return RandomSmoothPolicy(seed=seed), "random-smooth policy"
     if name == "hold":
         return HoldPolicy(), "hold policy"
-    raise SystemExit(f"dexhand: unknown policy {name!r} (use 'random' or 'hold')")
+    from dexhand.evaluate import load_policy
+
+    path = SHIPPED_POLICY if name == "shipped" else Path(name)
+    if name == "shipped" and not path.is_file():
+        raise FileNotFoundError(f"the shipped policy {path} is missing from this installation")
+    return load_policy(path), ("shipped policy" if name == "shipped" else str(path))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -81,6 +90,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.close()
     print(f"[train] {result.num_timesteps} steps, {result.env_steps_per_s:.0f} env steps/s, mean consecutive "
           f"successes (last 100 episodes) {result.mean_consecutive_successes:.2f}; checkpoint {result.checkpoint}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dexhand.evaluate import evaluate, plot_histogram, print_report, save_report
+
+    policy, label = _make_policy(args.model, args.seed)
+    report = evaluate(policy, args.episodes, args.seed, _env_overrides(args), max_steps=args.max_steps,
+                      progress=not args.no_progress)
+    print_report(report, label)
+    save_report(report, args.json, label)
+    png = plot_histogram(report, args.plot, label)
+    print(f"histogram: {png}" + (f", json: {args.json}" if args.json else ""))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dexhand.export import export
+
+    out = export(args.model, args.out)
+    print(f"exported {out} and {out.with_suffix('.json')}")
     return 0
 
 
@@ -139,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("render", "write a video (MP4 or GIF) of an episode", "out/episode.mp4"),
     ):
         p = sub.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("--policy", default="random", help="'random' (smooth random actions) or 'hold'")
+        p.add_argument("--policy", default="shipped",
+                       help="'shipped' (the committed policy), an .onnx file, a training run/checkpoint, "
+                            "'random' (smooth random actions) or 'hold'")
         p.add_argument("--episodes", type=int, default=1 if name == "render" else 2)
         p.add_argument("--max-steps", type=int, default=150, help="control steps per episode (0.08 s each)")
         p.add_argument("--seed", type=int, default=0)
@@ -160,6 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="field.path=value",
                    help="training config overrides, e.g. n_envs=16 env.task.goal_mode=z ppo.learning_rate=1e-4")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="consecutive successes of a policy over held-out episodes",
+                       description="Evaluate a policy: consecutive successes (mean, median, p25/p75, max), drop "
+                                   "rate and time per success, as a table, a JSON file and a histogram PNG.")
+    p.add_argument("model", nargs="?", default="shipped",
+                   help="an exported .onnx, a training run folder or checkpoint, 'shipped' (default), 'random', 'hold'")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=10_000, help="cap on control steps per episode")
+    p.add_argument("--goals", choices=["full", "faces", "z"], help="goal sampling mode (default: the env config's)")
+    p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
+    p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
+    p.add_argument("--plot", type=Path, default=Path("out/eval_histogram.png"), help="histogram PNG path")
+    p.add_argument("--no-progress", action="store_true")
+    _add_overrides(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX + metadata for the robot runtime")
+    p.add_argument("model", type=Path, help="training run folder, checkpoint folder or model.zip")
+    p.add_argument("out", type=Path, help="output .onnx path (the metadata goes next to it as .json)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="benchmarks that print figures",
                        description="Benchmarks that print figures. sim: env steps/s vs MuJoCo's raw ceiling "

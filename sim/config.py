@@ -78,8 +78,8 @@ class TaskConfig:
     rewards: RewardConfig = field(default_factory=RewardConfig)
 
     def validate(self) -> None:
-        if not 0 < self.success_threshold < 3.15:
-            raise ConfigError(f"task.success_threshold: {self.success_threshold} rad is outside (0, pi]")
+        if not 0 < self.success_threshold <= 3.15:  # just above pi: every orientation counts (tests)
+            raise ConfigError(f"task.success_threshold: {self.success_threshold} rad is outside (0, 3.15]")
         if self.action_bins < 2:
             raise ConfigError(f"task.action_bins: need >= 2 bins, got {self.action_bins}")
         if self.goal_timeout_steps < 1:

@@ -314,7 +314,11 @@ class CubeReorientEnv(gym.Env):
         return q / np.linalg.norm(q)
 
     def fingertip_positions(self) -> np.ndarray:
-        """Fingertip sites relative to the hand origin, (5, 3), noiseless."""
+        """Fingertip sites relative to the hand origin, (5, 3), noiseless.
+
+        MuJoCo computes positions at the start of a step, so after ``step`` these lag ``qpos`` by one
+        physics substep (8 ms), like a sensor's latency; no extra kinematics pass in the hot loop.
+        """
         return self.data.site_xpos[self.ids.fingertip_sites] - HAND_ORIGIN
 
     def _observation(self) -> dict[str, np.ndarray]:

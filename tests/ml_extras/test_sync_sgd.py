@@ -20,6 +20,7 @@ from ml_extras.sync_sgd import (
     HeavyTailedDelay,
     StepRecord,
     WorkerFailure,
+    WorkerPool,
     mse_loss,
 )
 from ml_extras.sync_sgd import protocol as P
@@ -138,17 +139,18 @@ def test_backup_worker_applies_exactly_n_fresh_gradients_survives_a_kill_and_fai
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_plain_sync_matches_single_process_sgd_and_fails_cleanly_when_a_worker_dies() -> None:
-    """b=0, no delays: equal to SGD on the concatenated batch; then a kill leaves 1 < N workers."""
+def test_plain_sync_matches_single_process_sgd_then_a_second_job_fails_cleanly_on_a_kill() -> None:
+    """One pool of 2 processes, two jobs. Job 1 (b=0, no delays) must equal single-process SGD
+    on the concatenated batch; job 2 reuses the same processes, rank 1 is killed at its first
+    gradient, leaving 1 < N workers: WorkerFailure, and the parameters are untouched."""
     model, batches = _regression()
     reference = copy.deepcopy(model)
     ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.5)
     steps = 5
-    trainer = DataParallelSGD(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5), mse_loss,
-                              batches, workers=2, backup=0, delay_fn=Faults(kill_at={1: steps}),
-                              worker_timeout=5.0, startup_timeout=60.0)
-    with trainer:
-        pids = [p.pid for p in trainer._processes.values()]
+    with WorkerPool(2) as pool:
+        pids = [p.pid for p in pool.processes.values()]
+        trainer = DataParallelSGD(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5), mse_loss,
+                                  batches, workers=2, backup=0, pool=pool, startup_timeout=60.0)
         result = trainer.train(steps)
         assert [sorted(r.applied) for r in result.steps] == [[(0, s), (1, s)] for s in range(steps)]
         for step in range(steps):
@@ -158,10 +160,15 @@ def test_plain_sync_matches_single_process_sgd_and_fails_cleanly_when_a_worker_d
             ref_opt.step()
         for got, want in zip(model.parameters(), reference.parameters()):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        assert [p.pid for p in pool.processes.values()] == pids and all(p.is_alive() for p in pool.processes.values())
 
         before = [p.detach().clone() for p in model.parameters()]
+        second = DataParallelSGD(model, torch.optim.SGD(model.parameters(), lr=0.1), mse_loss, batches,
+                                 workers=2, delay_fn=Faults(kill_at={1: 0}), pool=pool, worker_timeout=5.0)
         with pytest.raises(WorkerFailure, match="need 2"):
-            trainer.train(3)
+            second.train(3)
+        assert second.result.steps == [] and "exited with code -9" in second.result.dropped[1]
         for got, want in zip(model.parameters(), before):  # the failed step applied nothing
             assert torch.equal(got, want)
-    _assert_no_children(trainer, pids)
+    assert not pool.processes
+    _assert_no_children(second, pids)

@@ -1,0 +1,37 @@
+"""The evaluator on scripted policies whose outcome is known in advance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dexhand.evaluate import evaluate, plot_histogram, save_report
+from dexhand.policies import HoldPolicy
+
+
+def test_every_step_a_success_gives_fifty_consecutive_successes(tmp_path):
+    # A threshold above pi makes every step a success: 50 successes in 50 steps, then the episode ends.
+    report = evaluate(HoldPolicy(), episodes=3, seed=0, progress=False,
+                      overrides=["randomization.enabled=false", "task.success_threshold=3.15"])
+    assert report.successes == [50, 50, 50]
+    assert report.median == 50 and report.p25 == 50 and report.max == 50 and report.drop_rate == 0
+    assert report.seconds_per_success == pytest.approx(0.08)
+    save_report(report, tmp_path / "r.json", "hold")
+    assert json.loads((tmp_path / "r.json").read_text())["median"] == 50
+    assert plot_histogram(report, tmp_path / "h.png", "hold").stat().st_size > 1000
+
+
+def test_immediate_drop_gives_zero_and_full_drop_rate():
+    # A negative drop height counts the resting cube as dropped at the first step.
+    report = evaluate(HoldPolicy(), episodes=4, seed=0, progress=False,
+                      overrides=["randomization.enabled=false", "task.drop_height=-1.0"])
+    assert report.successes == [0, 0, 0, 0] and report.drop_rate == 1.0 and report.seconds_per_success is None
+
+
+def test_timeout_without_success():
+    # Goals always far away (threshold tiny) and a 5-step timeout: no success, no drop.
+    report = evaluate(HoldPolicy(), episodes=2, seed=0, progress=False,
+                      overrides=["randomization.enabled=false", "task.success_threshold=1e-6",
+                                 "task.goal_timeout_steps=5"])
+    assert report.successes == [0, 0] and report.drop_rate == 0.0
