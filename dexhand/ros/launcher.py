@@ -52,7 +52,7 @@ class RosMaster:
                         ROS_IP="127.0.0.1", ROS_HOSTNAME="127.0.0.1", PYTHONUNBUFFERED="1")
         self.env.pop("ROS_NAMESPACE", None)
         self.log = open(home / "rosmaster.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(["rosmaster", "--core", "-p", str(self.port)], env=self.env,
+        self.process = subprocess.Popen(["rosmaster", "--core", "-p", str(self.port)], env=self.env, stdin=subprocess.DEVNULL,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_up(timeout=15.0)
 
@@ -97,7 +97,7 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: f
 def roslaunch(env: dict[str, str], launch_file: str, args: Iterable[str] = (), log: Path | None = None):
     """``roslaunch dexhand_ros <launch_file> args...`` in its own process group (stop with stop_process)."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(["roslaunch", "--wait", "dexhand_ros", launch_file, *args], env=env,
+    return subprocess.Popen(["roslaunch", "--wait", "dexhand_ros", launch_file, *args], env=env, stdin=subprocess.DEVNULL,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
