@@ -92,6 +92,7 @@ class CubeReorientEnv(gym.Env):
         self.model = build_model(cfg.scene)
         self.nominal = copy.copy(self.model)
         self.data = mujoco.MjData(self.model)
+        self._warning_counts = self.data.warning.number  # a live view: no per-step struct copy
         self.ids = SceneIds.from_model(self.model)
         self.metadata = {**self.metadata, "render_fps": 1.0 / cfg.scene.control_period}
 
@@ -305,7 +306,7 @@ class CubeReorientEnv(gym.Env):
         )
 
     def _instability_count(self) -> int:
-        n = self.data.warning.number
+        n = self._warning_counts
         return int(n[_BADQACC] + n[_BADQPOS] + n[_BADQVEL])
 
     # ---------------------------------------------------------------------------- observations

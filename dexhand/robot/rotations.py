@@ -5,7 +5,18 @@ Pure numpy, Python 3.8 syntax: the robot PC runtimes use these too (``sim.rotati
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def _hamilton(aw, ax, ay, az, bw, bx, by, bz):
+    return (
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    )
 
 
 def normalize(q: np.ndarray) -> np.ndarray:
@@ -15,17 +26,11 @@ def normalize(q: np.ndarray) -> np.ndarray:
 
 def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a * b (apply b first, then a)."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim == 1 and b.ndim == 1:  # the env's hot path: plain float maths beats array dispatch
+        return np.array(_hamilton(*a.tolist(), *b.tolist()))
+    return np.stack(_hamilton(*np.moveaxis(a, -1, 0), *np.moveaxis(b, -1, 0)), axis=-1)
 
 
 def conjugate(q: np.ndarray) -> np.ndarray:
@@ -35,12 +40,23 @@ def conjugate(q: np.ndarray) -> np.ndarray:
 
 def relative(current: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """The rotation taking ``current`` to ``goal`` (goal = rel * current), w >= 0."""
+    current = np.asarray(current, dtype=np.float64)
+    goal = np.asarray(goal, dtype=np.float64)
+    if current.ndim == 1 and goal.ndim == 1:
+        cw, cx, cy, cz = current.tolist()
+        rel = _hamilton(*goal.tolist(), cw, -cx, -cy, -cz)
+        return np.array(rel) if rel[0] >= 0 else -np.array(rel)
     rel = multiply(goal, conjugate(current))
     return rel * np.where(rel[..., :1] < 0, -1.0, 1.0)
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rotation angle (rad, in [0, pi]) between two orientations; q and -q are the same."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim == 1 and b.ndim == 1:
+        dot = abs(float(a @ b)) / math.sqrt(float(a @ a) * float(b @ b))
+        return 2.0 * math.acos(min(1.0, dot))
     dot = np.abs(np.sum(normalize(a) * normalize(b), axis=-1))
     return 2.0 * np.arccos(np.clip(dot, -1.0, 1.0))
 
