@@ -97,7 +97,7 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: f
 def roslaunch(env: dict[str, str], launch_file: str, args: Iterable[str] = (), log: Path | None = None):
     """``roslaunch dexhand_ros <launch_file> args...`` in its own process group (stop with stop_process)."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(["roslaunch", "--wait", "dexhand_ros", launch_file, *args], env=env, stdin=subprocess.DEVNULL,
+    return subprocess.Popen(["roslaunch", "dexhand_ros", launch_file, *args], env=env, stdin=subprocess.DEVNULL,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
