@@ -45,11 +45,21 @@ def _make_policy(name: str, seed: int):
     return load_policy(path), ("shipped policy" if name == "shipped" else str(path))
 
 
+def _policy_env_overrides(policy, args: argparse.Namespace) -> list[str]:
+    """The CLI's env overrides, plus the goal mode an exported policy was trained for (unless given)."""
+    overrides = _env_overrides(args)
+    trained_on = getattr(getattr(policy, "runtime", None), "meta", {}).get("goal_mode")
+    if trained_on and not any(o.startswith("task.goal_mode=") for o in overrides):
+        overrides.append(f"task.goal_mode={trained_on}")
+    return overrides
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dexhand.demo import run_demo
 
     policy, label = _make_policy(args.policy, args.seed)
-    run_demo(policy, label, args.video, args.episodes, args.seed, args.max_steps, _env_overrides(args))
+    overrides = _policy_env_overrides(policy, args)
+    run_demo(policy, label, args.video, args.episodes, args.seed, args.max_steps, overrides)
     return 0
 
 
@@ -97,7 +107,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dexhand.evaluate import evaluate, plot_histogram, print_report, save_report
 
     policy, label = _make_policy(args.model, args.seed)
-    report = evaluate(policy, args.episodes, args.seed, _env_overrides(args), max_steps=args.max_steps,
+    overrides = _policy_env_overrides(policy, args)
+    report = evaluate(policy, args.episodes, args.seed, overrides, max_steps=args.max_steps,
                       progress=not args.no_progress)
     print_report(report, label)
     save_report(report, args.json, label)
