@@ -237,9 +237,10 @@ class DataParallelSGD:
         while True:
             try:
                 raw = store.queue_pop(P.grad_queue(job), block=True)
-            except Exception:  # store timeout (a day) or store shut down
+            except Exception:  # spurious empty pop (see worker._blocking_pop), timeout, shut down
                 if self._store is None:
                     return
+                time.sleep(0.001)
                 continue
             message = P.decode_message(raw, self.dtype)
             if message.kind == P.KIND_SENTINEL:

@@ -51,13 +51,24 @@ def pool_main(rank: int, host: str, port: int, threads: int) -> None:
     store = dist.TCPStore(host, port, is_master=False, wait_for_workers=False,
                           timeout=datetime.timedelta(days=1))
     while True:
-        raw = store.queue_pop(P.job_queue(rank), block=True)
+        raw = _blocking_pop(store, P.job_queue(rank))
         if not raw:
             break
         run_job(rank, pickle.loads(raw), store)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _blocking_pop(store: dist.Store, key: str) -> bytes:
+    """Pop from a store queue, waiting for a value. The blocking pop can come back empty-handed
+    (QueueEmptyError: we saw it after a long wait under heavy load, with nothing popped by anyone
+    else), so retry after a short nap instead of dying."""
+    while True:
+        try:
+            return store.queue_pop(key, block=True)
+        except dist.QueueEmptyError:
+            time.sleep(0.01)
 
 
 def run_job(rank: int, spec: WorkerSpec, store: dist.Store) -> None:
@@ -77,7 +88,7 @@ def run_job(rank: int, spec: WorkerSpec, store: dist.Store) -> None:
             return
         nothing_new = spec.mode == "sync" and version <= last_version
         if state == P.PAUSE or nothing_new or version < 0:
-            store.queue_pop(wake, block=True)  # blocks until the next publication
+            _blocking_pop(store, wake)  # blocks until the next publication
             continue
         version, state, flat = P.decode_params(store.get(P.params_key(spec.job)), spec.dtype)
         if state != P.RUN:
