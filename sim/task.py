@@ -9,23 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dexhand.robot.goals import FACE_ORIENTATIONS, sample_goal  # noqa: F401  (shared with the robot side)
 from sim import rotations
 from sim.config import TaskConfig
-
-FACE_ORIENTATIONS = rotations.face_aligned_orientations()
-
-
-def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None = None) -> np.ndarray:
-    """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``."""
-    if mode == "full":
-        return rotations.random_uniform(rng)
-    if mode == "faces":
-        return FACE_ORIENTATIONS[rng.integers(len(FACE_ORIENTATIONS))].copy()
-    if mode == "z":
-        base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
-        yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
-        return rotations.normalize(rotations.multiply(yaw, base))
-    raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
 
 
 @dataclass

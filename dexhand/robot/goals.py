@@ -11,14 +11,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dexhand.robot import quat
+from dexhand.robot import rotations
 
-GOAL_MODES = ("z", "full")
+GOAL_MODES = ("full", "faces", "z")
+FACE_ORIENTATIONS = rotations.face_aligned_orientations()
+
+
+def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None = None) -> np.ndarray:
+    """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``."""
+    if mode == "full":
+        return rotations.random_uniform(rng)
+    if mode == "faces":
+        return FACE_ORIENTATIONS[rng.integers(len(FACE_ORIENTATIONS))].copy()
+    if mode == "z":
+        base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
+        yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
+        return rotations.normalize(rotations.multiply(yaw, base))
+    raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
+
+
+def _unit(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
+    n = float(np.linalg.norm(q))
+    if not np.isfinite(n) or n < 1e-9:
+        raise ValueError(f"quaternion {q.tolist()} has no direction (norm {n})")
+    return q / n
 
 
 @dataclass
 class GoalConfig:
-    mode: str = "z"  # "z": rotations about the vertical; "full": any orientation
+    mode: str = "z"  # "z": rotations about the vertical; "faces": 24 face-aligned; "full": any
     success_threshold: float = 0.4  # rad
     goal_timeout: float = 32.0  # s without success ends the episode (robogym: 400 steps x 0.08 s)
     drop_height: float = -0.06  # m; cube z relative to the hand origin below this is a drop
@@ -48,31 +70,29 @@ class GoalManagerCore:
         self.distance = float("nan")
 
     def sample(self, cube_quat: np.ndarray) -> np.ndarray:
-        if self.config.mode == "z":
-            return quat.normalize(quat.multiply(quat.about_z(self.rng.uniform(-np.pi, np.pi)), cube_quat))
-        return quat.uniform(self.rng)
+        return sample_goal(self.config.mode, self.rng, cube_quat)
 
     def set_goal(self, goal: np.ndarray, now: float) -> None:
-        self.goal = quat.normalize(goal)
+        self.goal = _unit(goal)
         self.goal_since = now
         self.steps_on_goal = 0
 
     def update(self, cube_pos: np.ndarray, cube_quat: np.ndarray, now: float) -> str:
         """One pose: returns the event ('', 'goal_set', 'success', 'drop', 'timeout')."""
-        cube_quat = quat.normalize(cube_quat)
+        cube_quat = _unit(cube_quat)
         if self.goal is None:
             self.set_goal(self.sample(cube_quat), now)
-            self.distance = quat.distance(cube_quat, self.goal)
+            self.distance = rotations.distance(cube_quat, self.goal)
             return "goal_set"
         self.steps_on_goal += 1
-        self.distance = quat.distance(cube_quat, self.goal)
+        self.distance = rotations.distance(cube_quat, self.goal)
         if float(cube_pos[2]) < self.config.drop_height:
             return self._end_episode("drop", cube_quat, now)
         if self.distance < self.config.success_threshold:
             self.consecutive_successes += 1
             self.goals_reached += 1
             self.set_goal(self.sample(cube_quat), now)
-            self.distance = quat.distance(cube_quat, self.goal)
+            self.distance = rotations.distance(cube_quat, self.goal)
             return "success"
         if now - self.goal_since > self.config.goal_timeout:
             return self._end_episode("timeout", cube_quat, now)

@@ -32,16 +32,20 @@ REAL_RANGES_DEG: dict[str, tuple[float, float]] = {
     "WRJ2": (-28.0, 10.0),
 }
 FINGERS = ("FF", "MF", "RF", "LF")
+# Joints whose model angle is the negative of the real one: the model's THJ0 bends over [-90, 0] deg
+# where the real THJ1 flexes over [-15, 90] deg (inferred from the ranges; confirm on the hand).
+SIGN_FLIPPED = ("THJ0",)
 
 
 @dataclass(frozen=True)
 class JointName:
-    """One of the 24 joints: model name, real name, real range in radians."""
+    """One of the 24 joints: model name, real name, real range in radians; model = sign x real."""
 
     model: str
     real: str
     lower: float
     upper: float
+    sign: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class ActuatorName:
     """One of the 20 position controllers and the model actuator that stands for it.
 
     ``command = scale * model_target`` (radians); for coupled J0 controllers the model target is
-    the model's J1 angle and the command is the sum of the real J1 and J2 angles.
+    the model's J1 angle and the command is the sum of the real J1 and J2 angles; a sign-flipped
+    joint has scale -1.
     """
 
     model: str
@@ -93,7 +98,8 @@ def _build_joints() -> tuple[JointName, ...]:
     for short in shorts:
         real = _model_to_real_joint(short)
         lo, hi = _real_range(real)
-        joints.append(JointName(MODEL_PREFIX + short, real, lo, hi))
+        sign = -1.0 if short in SIGN_FLIPPED else 1.0
+        joints.append(JointName(MODEL_PREFIX + short, real, lo, hi, sign))
     return tuple(joints)
 
 
@@ -116,7 +122,7 @@ def _build_actuators() -> tuple[ActuatorName, ...]:
         controller = "sh_" + joint.real.lower() + "_position_controller"
         actuators.append(
             ActuatorName(
-                MODEL_PREFIX + "A_" + short, controller, (joint.real,), 1.0, joint.lower, joint.upper
+                MODEL_PREFIX + "A_" + short, controller, (joint.real,), joint.sign, joint.lower, joint.upper
             )
         )
     return tuple(actuators)

@@ -19,8 +19,10 @@ ACTUATOR_MODEL_NAMES = [a.model for a in ACTUATORS]
 COMMAND_SCALE = np.array([a.scale for a in ACTUATORS])
 COMMAND_LOWER = np.array([a.lower for a in ACTUATORS])
 COMMAND_UPPER = np.array([a.upper for a in ACTUATORS])
-MODEL_TARGET_LOWER = COMMAND_LOWER / COMMAND_SCALE
-MODEL_TARGET_UPPER = COMMAND_UPPER / COMMAND_SCALE
+JOINT_SIGN = np.array([j.sign for j in JOINTS])  # model angle = sign x real angle
+# A negative scale (a sign-flipped joint) swaps which command bound maps to which target bound.
+MODEL_TARGET_LOWER = np.minimum(COMMAND_LOWER / COMMAND_SCALE, COMMAND_UPPER / COMMAND_SCALE)
+MODEL_TARGET_UPPER = np.maximum(COMMAND_LOWER / COMMAND_SCALE, COMMAND_UPPER / COMMAND_SCALE)
 
 
 def _actuated_joint_index() -> np.ndarray:
@@ -34,7 +36,7 @@ ACTUATED_JOINT = _actuated_joint_index()
 
 
 def model_joint_positions(names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
-    """A JointState's (names, positions) -> the 24 model-order angles; names missing ones if any."""
+    """A JointState's (names, real angles) -> the 24 model-order model angles; names missing ones."""
     if len(names) != len(positions):
         raise ValueError(f"joint state has {len(names)} names but {len(positions)} positions")
     out = np.full(len(JOINTS), np.nan)
@@ -45,14 +47,20 @@ def model_joint_positions(names: Sequence[str], positions: Sequence[float]) -> n
     missing = [REAL_JOINT_NAMES[i] for i in np.flatnonzero(np.isnan(out))]
     if missing:
         raise KeyError("joint state lacks joints: " + ", ".join(missing))
-    return out
+    return out * JOINT_SIGN
+
+
+def real_joint_positions(model_positions: np.ndarray) -> np.ndarray:
+    """24 model-order model angles -> the real hand's angles in the same order (REAL_JOINT_NAMES)."""
+    return np.asarray(model_positions, dtype=np.float64) * JOINT_SIGN
 
 
 def commands_from_joint_positions(model_positions: np.ndarray) -> np.ndarray:
     """The command each controller would need to hold the measured pose (coupled: J1 + J2)."""
+    real = real_joint_positions(model_positions)
     out = np.empty(len(ACTUATORS))
     for i, actuator in enumerate(ACTUATORS):
-        out[i] = sum(model_positions[JOINT_INDEX[r]] for r in actuator.real_joints)
+        out[i] = sum(real[JOINT_INDEX[r]] for r in actuator.real_joints)
     return out
 
 

@@ -90,7 +90,7 @@ class SimHand:
         msg = self.JointState()
         msg.header.stamp = self.stamp()
         msg.name = joint_map.REAL_JOINT_NAMES
-        msg.position = self.data.qpos[self.hand_qpos].tolist()
+        msg.position = joint_map.real_joint_positions(self.data.qpos[self.hand_qpos]).tolist()
         msg.velocity = self.data.qvel[self.env.ids.hand_qvel].tolist()
         self.joint_pub.publish(msg)
 

@@ -88,3 +88,21 @@ def test_coupled_j0_controllers_drive_j1_plus_j2(model):
     assert j1 == pytest.approx(0.6, abs=0.05)
     assert abs((j0 + j1) - ff.scale * j1) <= 0.001 / 0.00705 + 1e-3
     assert np.isfinite(j0)
+
+
+def test_thumb_distal_joint_is_sign_flipped_and_commands_round_trip():
+    import numpy as np
+
+    from dexhand.robot import joint_map
+
+    th = hn.JOINT_BY_MODEL["robot0:THJ0"]
+    assert th.sign == -1.0 and hn.ACTUATOR_BY_MODEL["robot0:A_THJ0"].scale == -1.0
+    assert all(j.sign == 1.0 for j in hn.JOINTS if j is not th)
+    # Model range [-90, 0] deg sits inside the sign-flipped real range [-90, 15] deg.
+    i = [a.model for a in hn.ACTUATORS].index("robot0:A_THJ0")
+    assert joint_map.MODEL_TARGET_LOWER[i] == pytest.approx(-math.radians(90))
+    assert joint_map.MODEL_TARGET_UPPER[i] == pytest.approx(math.radians(15))
+    model = np.linspace(-0.5, 0.5, 24)
+    real = joint_map.real_joint_positions(model)
+    back = joint_map.model_joint_positions(joint_map.REAL_JOINT_NAMES, real)
+    np.testing.assert_allclose(back, model)

@@ -139,10 +139,10 @@ def test_backup_worker_applies_exactly_n_fresh_gradients_survives_a_kill_and_fai
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_plain_sync_matches_single_process_sgd_then_a_second_job_fails_cleanly_on_a_kill() -> None:
-    """One pool of 2 processes, two jobs. Job 1 (b=0, no delays) must equal single-process SGD
-    on the concatenated batch; job 2 reuses the same processes, rank 1 is killed at its first
-    gradient, leaving 1 < N workers: WorkerFailure, and the parameters are untouched."""
+def test_plain_sync_matches_single_process_sgd_then_async_then_a_job_fails_cleanly_on_a_kill() -> None:
+    """One pool of 2 processes, three jobs. Job 1 (b=0, no delays) must equal single-process SGD
+    on the concatenated batch; job 2 is async; job 3 reuses the same processes, rank 1 is killed
+    at its first gradient, leaving 1 < N workers: WorkerFailure, and the parameters are untouched."""
     model, batches = _regression()
     reference = copy.deepcopy(model)
     ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.5)
@@ -161,6 +161,15 @@ def test_plain_sync_matches_single_process_sgd_then_a_second_job_fails_cleanly_o
         for got, want in zip(model.parameters(), reference.parameters()):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
         assert [p.pid for p in pool.processes.values()] == pids and all(p.is_alive() for p in pool.processes.values())
+
+        # job 2, async: one gradient per update, computed at the current or an older version
+        full_batch = (batches.inputs, batches.targets)
+        loss_before = float(mse_loss(model, full_batch))
+        async_trainer = DataParallelSGD(model, torch.optim.SGD(model.parameters(), lr=0.05), mse_loss, batches,
+                                        workers=2, mode="async", pool=pool)
+        async_result = async_trainer.train(30)
+        assert all(len(r.applied) == 1 and r.tags[0] <= r.step for r in async_result.steps)
+        assert float(mse_loss(model, full_batch)) < loss_before
 
         before = [p.detach().clone() for p in model.parameters()]
         second = DataParallelSGD(model, torch.optim.SGD(model.parameters(), lr=0.1), mse_loss, batches,

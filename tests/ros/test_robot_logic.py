@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dexhand.robot import joint_map, quat
+from dexhand.robot import joint_map, rotations
 from dexhand.robot.driver import (
     ESTOP,
     HOLDING,
@@ -86,30 +86,35 @@ def test_joint_state_missing_joint_is_named():
         joint_map.model_joint_positions(REAL[1:], np.zeros(23))
 
 
+
+def about_z(angle: float) -> np.ndarray:
+    return rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), angle)
+
+
 def test_goal_manager_counts_successes_and_resets_on_drop():
     core = GoalManagerCore(GoalConfig(mode="z", seed=1))
-    cube = quat.about_z(0.0)
+    cube = about_z(0.0)
     assert core.update(np.zeros(3), cube, 0.0) == "goal_set"
     assert core.update(np.zeros(3), core.goal, 0.1) == "success"
     assert core.update(np.zeros(3), core.goal, 0.2) == "success"
     assert core.consecutive_successes == 2
     assert core.update(np.array([0.0, 0.0, -0.2]), cube, 0.3) == "drop"
     assert core.consecutive_successes == 0 and core.episode == 1
-    core.set_goal(quat.about_z(2.5), 0.4)
+    core.set_goal(about_z(2.5), 0.4)
     assert core.update(np.zeros(3), cube, 0.4 + 33.0) == "timeout"
 
 
 def test_stand_in_policies_stay_in_range():
     q = home_positions()
     hold = HoldPolicy()
-    first = hold.act(q, np.zeros(3), quat.about_z(0), quat.about_z(1))
-    assert hold.act(q + 0.1, np.zeros(3), quat.about_z(0), quat.about_z(1)) == pytest.approx(first)
+    first = hold.act(q, np.zeros(3), about_z(0), about_z(1))
+    assert hold.act(q + 0.1, np.zeros(3), about_z(0), about_z(1)) == pytest.approx(first)
     rand = RandomPolicy(seed=0)
-    outs = np.array([rand.act(q, np.zeros(3), quat.about_z(0), quat.about_z(1)) for _ in range(50)])
+    outs = np.array([rand.act(q, np.zeros(3), about_z(0), about_z(1)) for _ in range(50)])
     assert np.all(outs >= joint_map.MODEL_TARGET_LOWER - 1e-12) and np.all(outs <= joint_map.MODEL_TARGET_UPPER + 1e-12)
     assert np.ptp(outs, axis=0).max() > 0.01
     with pytest.raises(ValueError, match="shape"):
-        hold.reset() or hold.act(q[:20], np.zeros(3), quat.about_z(0), quat.about_z(1))
+        hold.reset() or hold.act(q[:20], np.zeros(3), about_z(0), about_z(1))
     with pytest.raises(ValueError, match="'hold', 'random'"):
         load_policy("bogus")
 
