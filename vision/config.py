@@ -59,6 +59,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     time_limit_s: float = 0.0  # stop after this much training time (0 = no limit)
     threads: int = 1  # 1 avoids OpenMP spin-waits on a shared, busy CPU
+    device: str = "cpu"  # "cuda" on a GPU machine
     seed: int = 0
     rot_weight: float = 1.0
     err_weight: float = 0.1

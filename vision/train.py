@@ -76,15 +76,16 @@ def batch_loss(model, x, pos_true, rmat_true, cfg: TrainConfig):
 def evaluate_torch(model, images: np.ndarray, pos: np.ndarray, quat: np.ndarray, batch: int = 128) -> dict[str, Any]:
     """Errors of a torch model on prepared uint8 images (no augmentation)."""
     model.eval()
+    device = next(model.parameters()).device
     pos_errs, rot_errs, pred_errs = [], [], []
     for s in range(0, len(images), batch):
-        x = torch.from_numpy(ImagePipeline.to_input(images[s:s + batch]))
+        x = torch.from_numpy(ImagePipeline.to_input(images[s:s + batch])).to(device)
         p, r6, err = model(x)
-        pm, rd = pose_errors(p, r6, torch.from_numpy(pos[s:s + batch]).float(),
-                             quat_to_matrix(torch.from_numpy(quat[s:s + batch]).float()))
-        pos_errs.append(pm.numpy())
-        rot_errs.append(rd.numpy())
-        pred_errs.append(err.numpy())
+        pm, rd = pose_errors(p, r6, torch.from_numpy(pos[s:s + batch]).float().to(device),
+                             quat_to_matrix(torch.from_numpy(quat[s:s + batch]).float()).to(device))
+        pos_errs.append(pm.cpu().numpy())
+        rot_errs.append(rd.cpu().numpy())
+        pred_errs.append(err.cpu().numpy())
     pm, rd, pe = np.concatenate(pos_errs), np.concatenate(rot_errs), np.concatenate(pred_errs)
     return {"pos_mm_median": float(np.median(pm)), "pos_mm_p90": float(np.percentile(pm, 90)),
             "rot_deg_median": float(np.median(rd)), "rot_deg_p90": float(np.percentile(rd, 90)),
@@ -117,7 +118,8 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     if len(tr) < 1:
         raise ValueError(f"{data}: {n} samples leave none for training after the validation split")
 
-    model = build_model(cfg)
+    device = torch.device(cfg.device)
+    model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
@@ -127,7 +129,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     if resume:
         if not last_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
-        ck = torch.load(last_path, weights_only=False)
+        ck = torch.load(last_path, weights_only=False, map_location=device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -137,8 +139,8 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
 
     writer = SummaryWriter(str(out / "tb"))
     gen = torch.Generator().manual_seed(cfg.seed + start_epoch)
-    images, pos = ds["images"], torch.from_numpy(ds["pos"]).float()
-    rmat = quat_to_matrix(torch.from_numpy(ds["quat"]).float())
+    images, pos = ds["images"], torch.from_numpy(ds["pos"]).float().to(device)
+    rmat = quat_to_matrix(torch.from_numpy(ds["quat"]).float()).to(device)
     metrics: dict[str, Any] = {}
     meta = {"config": to_dict(cfg), "pipeline": pipe_cfg.to_dict(), "cameras": list(CAMERAS), "data": str(data),
             "n_train": len(tr), "n_val": len(val), "command": command}
@@ -152,7 +154,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
         for k in bar:
             idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-            x = augment(torch.from_numpy(ImagePipeline.to_input(images[idx])), cfg.augment, gen)
+            x = augment(torch.from_numpy(ImagePipeline.to_input(images[idx])), cfg.augment, gen).to(device)
             loss, parts = batch_loss(model, x, pos[idx], rmat[idx], cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -169,7 +171,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
         for name in ("pos_mm_median", "pos_mm_p90", "rot_deg_median", "rot_deg_p90"):
             writer.add_scalar(f"val/{name}", metrics[name], epoch)
         score = metrics["pos_mm_median"] / 2.0 + metrics["rot_deg_median"] / 3.0  # both relative to the goal
-        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        ck = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
               "epoch": epoch, "best_score": min(best, score), "trained_s": trained_s, "val": metrics, **meta}
         torch.save(ck, last_path)
         if score < best:

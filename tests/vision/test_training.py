@@ -87,3 +87,13 @@ def test_runtime_rejects_bad_input(trained):
         PoseEstimator.load(trained[1] / "missing.onnx")
     degraded = est.estimate_full({c: good[c] for c in CAMS[:2]}, allow_missing=True)
     assert degraded.cameras_used == CAMS[:2] and np.all(np.isfinite(degraded.pos))
+
+
+def test_shipped_model_loads_within_size_budget():
+    from vision.runtime import DEFAULT_MODEL, PoseEstimator
+
+    assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size <= 50 * 2**20
+    est = PoseEstimator.load()
+    assert "dexhand vision train" in est.metadata["command"]
+    pos, quat, conf = est.estimate({c: np.full((200, 200, 3), 90, np.uint8) for c in CAMS})
+    assert pos.shape == (3,) and abs(np.linalg.norm(quat) - 1) < 1e-6 and 0 <= conf <= 1
