@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iwae-k", type=int, default=None, help="importance samples (default 200 quick, 1000 full)")
     parser.add_argument("--cube-latent", type=int, default=8, help="latent size of the cube-render VAE")
     parser.add_argument("--skip-cube", action="store_true", help="do not run the cube-render experiment")
+    parser.add_argument("--only", choices=("images", "density", "cube"), default=None,
+                        help="run just one of the three experiments")
     parser.add_argument("--resume", action="store_true", help="resume full-mode training from checkpoints in --out")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the machine is shared)")
     args = parser.parse_args(argv)
@@ -31,16 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     dataset = args.dataset or ("digits" if args.quick else "mnist")
     results: dict[str, object] = {"quick": args.quick, "seed": args.seed}
-    with Timer() as t_images:
-        image_rows = run_binary_images(dataset, args.quick, args.seed, args.out, args.resume, args.iwae_k)
-    print(format_table(image_rows, f"Binarized {dataset}: test bounds in nats per image ({t_images.seconds:.0f}s)"))
-    results["images"] = image_rows
-    with Timer() as t_density:
-        density_rows = run_density(args.quick, args.seed)
-    print()
-    print(format_table(density_rows, f"2-D reverse-KL fits: KL(q||p) in nats, lower is better ({t_density.seconds:.0f}s)"))
-    results["density"] = density_rows
-    if not args.skip_cube:
+    if args.only in (None, "images"):
+        with Timer() as t_images:
+            image_rows = run_binary_images(dataset, args.quick, args.seed, args.out, args.resume, args.iwae_k)
+        print(format_table(image_rows, f"Binarized {dataset}: test bounds in nats per image ({t_images.seconds:.0f}s)"))
+        results["images"] = image_rows
+    if args.only in (None, "density"):
+        with Timer() as t_density:
+            density_rows = run_density(args.quick, args.seed)
+        print()
+        print(format_table(density_rows, f"2-D reverse-KL fits: KL(q||p) in nats, lower is better ({t_density.seconds:.0f}s)"))
+        results["density"] = density_rows
+    if args.only in (None, "cube") and not args.skip_cube:
         try:
             with Timer() as t_cube:
                 cube_rows = run_cube(args.quick, args.seed, args.out, args.resume, args.cube_latent)

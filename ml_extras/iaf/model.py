@@ -122,11 +122,20 @@ class ConvDecoder(nn.Module):
 
 
 class VAE(nn.Module):
-    """Bernoulli-likelihood VAE; ``posterior`` decides diagonal vs IAF."""
+    """VAE with a Bernoulli likelihood, or a Gaussian one of fixed std for continuous pixels.
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, posterior: nn.Module) -> None:
+    ``posterior`` decides diagonal vs IAF. With ``gaussian_std`` set, the decoder's output passes
+    through a sigmoid and is the Gaussian mean; a small fixed std makes reconstructions matter
+    (Bernoulli cross-entropy on grey renders barely penalizes small pixel errors).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, posterior: nn.Module,
+                 gaussian_std: float | None = None) -> None:
         super().__init__()
+        if gaussian_std is not None and gaussian_std <= 0:
+            raise ValueError(f"gaussian_std must be positive, got {gaussian_std}")
         self.encoder, self.decoder, self.posterior = encoder, decoder, posterior
+        self.gaussian_std = gaussian_std
 
     def log_weights(self, x: Tensor, n_samples: int = 1, kl_weight: float = 1.0) -> Tensor:
         """log p(x|z) + w * (log p(z) - log q(z|x)) for n_samples z per x: shape (n_samples, B)."""
@@ -134,7 +143,12 @@ class VAE(nn.Module):
         z, log_q = self.posterior(mu, log_sigma, h, n_samples)
         logits = self.decoder(z)
         target = x.expand_as(logits)
-        log_px = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).sum(-1)
+        if self.gaussian_std is None:
+            log_px = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).sum(-1)
+        else:
+            std = self.gaussian_std
+            squared = (torch.sigmoid(logits) - target).pow(2).flatten(2)
+            log_px = -(0.5 * squared / std**2 + math.log(std) + 0.5 * LOG_2PI).sum(-1)
         return log_px + kl_weight * (standard_normal_log_prob(z) - log_q)
 
     def elbo(self, x: Tensor, n_samples: int = 1, kl_weight: float = 1.0) -> Tensor:
@@ -166,10 +180,10 @@ def build_vector_vae(in_dim: int, latent_dim: int, posterior: str, hidden: int =
 
 
 def build_image_vae(latent_dim: int, posterior: str, channels: int = 32, context_dim: int = 32,
-                    n_flow_steps: int = 2) -> VAE:
-    """A convolutional VAE for 64x64 RGB renders."""
+                    n_flow_steps: int = 2, gaussian_std: float | None = 0.05) -> VAE:
+    """A convolutional VAE for 64x64 RGB renders (Gaussian pixels of std 0.05 by default)."""
     return VAE(ConvEncoder(latent_dim, context_dim, channels), ConvDecoder(latent_dim, channels),
-               make_posterior(posterior, latent_dim, context_dim, n_flow_steps))
+               make_posterior(posterior, latent_dim, context_dim, n_flow_steps), gaussian_std)
 
 
 def make_posterior(kind: str, latent_dim: int, context_dim: int, n_flow_steps: int) -> nn.Module:
