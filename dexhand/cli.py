@@ -245,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "vision":  # the vision CLI parses its own flags, --help included
+        from vision.cli import main as vision_main
+
+        return vision_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
