@@ -1,12 +1,15 @@
-"""Rotation helpers for the robot-side runtime (numpy only, Python 3.8; quaternions are wxyz).
+"""Rotation helpers for the vision runtime (numpy only, Python 3.8; quaternions are wxyz).
 
-``sim.rotations`` holds the same maths, but importing ``sim`` pulls in MuJoCo, which the robot PC
-does not have; these few functions are all the runtime needs.
+The 6-D rotation representation lives here; quaternion maths is ``dexhand.robot.rotations``
+(robot-safe, shared with the simulator), re-exported under the names the vision code uses.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from dexhand.robot.rotations import distance as quat_angle  # noqa: F401
+from dexhand.robot.rotations import from_matrix as matrix_to_quat  # noqa: F401
 
 
 def sixd_to_matrix(sixd: np.ndarray) -> np.ndarray:
@@ -26,48 +29,3 @@ def sixd_to_matrix(sixd: np.ndarray) -> np.ndarray:
 def matrix_to_sixd(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
-
-
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        axis=-2,
-    )
-
-
-def matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3x3) -> unit quaternion wxyz with w >= 0."""
-    m = np.asarray(m, dtype=np.float64)
-    trace = np.trace(m)
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.array(q)
-    q = q / np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
-
-
-def quat_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation angle (rad) between orientations; q and -q are the same rotation."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    dot = np.abs(np.sum(a * b, axis=-1))
-    return 2.0 * np.arccos(np.clip(dot, -1.0, 1.0))
