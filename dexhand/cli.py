@@ -59,7 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     policy, label = _make_policy(args.policy, args.seed)
     overrides = _policy_env_overrides(policy, args)
-    run_demo(policy, label, args.video, args.episodes, args.seed, args.max_steps, overrides)
+    run_demo(policy, label, args.video, args.episodes, args.seed, args.max_steps, overrides, vision=args.vision)
     return 0
 
 
@@ -90,7 +90,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sim.configio import load_yaml
 
     path = _config_path(args.config)
-    cfg = load_yaml(TrainConfig, path, args.overrides)
+    overrides = list(args.overrides) + ([f"ray_address={args.ray_address}"] if args.ray_address else [])
+    cfg = load_yaml(TrainConfig, path, overrides)
     run_dir = args.run_dir or Path("runs") / path.stem
     trainer = Trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     print(f"[train] config {path} -> {run_dir} (TensorBoard: tensorboard --logdir {run_dir / 'tb'})")
@@ -109,7 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     policy, label = _make_policy(args.model, args.seed)
     overrides = _policy_env_overrides(policy, args)
     report = evaluate(policy, args.episodes, args.seed, overrides, max_steps=args.max_steps,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, vision=args.vision)
     print_report(report, label)
     save_report(report, args.json, label)
     png = plot_histogram(report, args.plot, label)
@@ -134,6 +135,7 @@ BENCHMARKS = {
     "train": "train",
     "vision": "vision",
     "ros": "ros",
+    "scale": "scale",
 }
 
 
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--video", type=Path, default=Path(default_video), help="output .mp4 or .gif")
         p.add_argument("--goals", choices=["full", "faces", "z"], help="goal sampling mode")
         p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
+        p.add_argument("--vision", action="store_true",
+                       help="the policy gets the cube pose from the shipped vision model on rendered images")
         _add_overrides(p)
         p.set_defaults(func=cmd_demo if name == "demo" else cmd_render)
 
@@ -200,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, default=None, help="output folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("--ray-address", metavar="ADDR", default=None,
+                   help="collect rollouts in Ray actors on the cluster at ADDR ('local' starts Ray on this "
+                        "machine; needs the 'scale' extra); envs_per_actor=N sets the batch per actor")
     p.add_argument("overrides", nargs="*", metavar="field.path=value",
                    help="training config overrides, e.g. n_envs=16 env.task.goal_mode=z ppo.learning_rate=1e-4")
     p.set_defaults(func=cmd_train)
@@ -214,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=10_000, help="cap on control steps per episode")
     p.add_argument("--goals", choices=["full", "faces", "z"], help="goal sampling mode (default: the env config's)")
     p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
+    p.add_argument("--vision", action="store_true", help="cube pose from the vision model on rendered images")
     p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
     p.add_argument("--plot", type=Path, default=Path("out/eval_histogram.png"), help="histogram PNG path")
     p.add_argument("--no-progress", action="store_true")
@@ -230,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and core scaling; render: offscreen frames/s; stability: penetration and "
                                    "energy drift per timestep; policy: inference latency; train: training vs pure "
                                    "stepping throughput; vision: pose-estimator latency; ros: closed-loop latency "
-                                   "and control rate on the simulated rig.")
+                                   "and control rate on the simulated rig; scale: rollout steps/s vs the number of "
+                                   "Ray actors (--n-envs sets envs per actor).")
     p.add_argument("what", choices=sorted(BENCHMARKS))
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--n-envs", type=int, default=None, help="envs in the batched measurement (default 4 x cores)")

@@ -48,10 +48,15 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
 
 
 def run_demo(policy: Policy, policy_name: str, video_path: Path, episodes: int, seed: int, max_steps: int,
-             overrides: list[str]) -> list[EpisodeResult]:
+             overrides: list[str], vision: bool = False) -> list[EpisodeResult]:
     from sim.env import CubeReorientEnv
 
     env = CubeReorientEnv(overrides=overrides, render_mode="rgb_array")
+    if vision:
+        from dexhand.vision_loop import VisionPosePolicy
+
+        policy = VisionPosePolicy(policy, env)
+        policy_name += " + vision"
     writer = VideoWriter(video_path, fps=1.0 / env.cfg.scene.control_period)
     results = []
     start = time.perf_counter()
@@ -66,5 +71,8 @@ def run_demo(policy: Policy, policy_name: str, video_path: Path, episodes: int, 
     successes = np.array([r.consecutive_successes for r in results])
     print(f"median consecutive successes {np.median(successes):.1f}, mean {successes.mean():.2f}, "
           f"drops {sum(r.dropped for r in results)}/{len(results)}")
+    if vision:
+        print(f"vision pose error: median {np.median(policy.errors_mm):.1f} mm, "
+              f"{np.median(policy.errors_deg):.1f} deg over {len(policy.errors_mm)} steps")
     print(f"video: {path} ({len(writer.frames)} frames, {time.perf_counter() - start:.1f} s wall)")
     return results

@@ -94,12 +94,16 @@ def summarize(results: list[EpisodeResult], goal_mode: str, randomization: bool,
 
 
 def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_steps: int = 10_000,
-             progress: bool = True) -> EvalReport:
+             progress: bool = True, vision: bool = False) -> EvalReport:
     from tqdm import tqdm
 
     from sim.env import CubeReorientEnv
 
     env = CubeReorientEnv(overrides=overrides)
+    if vision:  # the cube pose comes from the pose estimator on rendered images
+        from dexhand.vision_loop import VisionPosePolicy
+
+        policy = VisionPosePolicy(policy, env)
     start = time.perf_counter()
     results = []
     for ep in tqdm(range(episodes), desc="eval episodes", disable=not progress):

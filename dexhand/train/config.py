@@ -60,6 +60,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     torch_threads: int = 1  # the envs use the other cores
+    # Rollouts on a Ray cluster (dexhand.scale): an address, or "local" to start Ray on this machine.
+    # Each actor steps envs_per_actor envs with threads; n_workers and vec_backend then do not apply.
+    ray_address: str | None = None
+    envs_per_actor: int = 4
 
     def validate(self) -> None:
         if self.n_envs < 1:
@@ -68,3 +72,14 @@ class TrainConfig:
             raise ConfigError("total_timesteps and checkpoint_every must be >= 1")
         if self.adr.enabled and self.vec_backend == "subprocess":
             raise ConfigError("adr.enabled: ADR shares one state between envs and needs vec_backend thread or serial")
+        if self.envs_per_actor < 1:
+            raise ConfigError(f"envs_per_actor: must be >= 1, got {self.envs_per_actor}")
+        if self.ray_address is not None:
+            if not self.ray_address.strip():
+                raise ConfigError("ray_address: give a Ray address (host:port, ray://host:port) or 'local'")
+            if self.adr.enabled:
+                raise ConfigError("adr.enabled: ADR shares one state between envs in one process and cannot "
+                                  "run with ray_address; unset one of them")
+            if self.vec_backend == "subprocess":
+                raise ConfigError("vec_backend: Ray actors step their envs with threads; "
+                                  "vec_backend 'subprocess' cannot be combined with ray_address")

@@ -56,7 +56,13 @@ def policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def build_envs(cfg: TrainConfig, seed: int) -> VecEnv:
-    vec = make_vec_env(cfg.n_envs, cfg.env, backend=cfg.vec_backend, n_workers=cfg.n_workers, seed=seed)
+    if cfg.ray_address:  # envs in Ray actors (optional 'scale' extra): imported only when asked for
+        from dexhand.scale.ray_vec_env import RayVecEnv
+
+        vec: VecEnv = RayVecEnv(cfg.n_envs, cfg.env, envs_per_actor=cfg.envs_per_actor, seed=seed,
+                                address=cfg.ray_address)
+    else:
+        vec = make_vec_env(cfg.n_envs, cfg.env, backend=cfg.vec_backend, n_workers=cfg.n_workers, seed=seed)
     return VecMonitor(vec, info_keywords=EPISODE_KEYS)
 
 
