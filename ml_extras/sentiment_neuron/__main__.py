@@ -17,11 +17,11 @@ from ml_extras.sentiment_neuron.data import build_corpus, load_austen, load_revi
 from ml_extras.sentiment_neuron.generate import generate
 from ml_extras.sentiment_neuron.model import ByteMLSTM, MLSTMConfig
 from ml_extras.sentiment_neuron.probe import best_unit, extract_features, label_curve
-from ml_extras.sentiment_neuron.train import TrainConfig, train_language_model
+from ml_extras.sentiment_neuron.train import TrainConfig, init_output_from_unigrams, train_language_model
 
 # (hidden, embed, steps, batch, window, lr, safety stop in seconds, label draws per budget)
-QUICK = dict(hidden=128, embed=32, steps=250, batch=32, window=96, lr=4e-3, max_seconds=75.0, repeats=3)
-FULL = dict(hidden=512, embed=64, steps=5000, batch=32, window=128, lr=2e-3, max_seconds=22 * 60.0, repeats=5)
+QUICK = dict(hidden=128, embed=32, steps=400, batch=32, window=64, lr=1.5e-2, max_seconds=60.0, repeats=2)
+FULL = dict(hidden=256, embed=64, steps=4000, batch=32, window=64, lr=5e-3, max_seconds=22 * 60.0, repeats=5)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,11 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", choices=("reviews", "austen", "both"), default="reviews",
                         help="LM training text: the train-split snippets + plot summaries (default), "
                              "the Jane Austen novels, or both")
-    parser.add_argument("--hidden", type=int, help="mLSTM units (quick 128, full 512)")
-    parser.add_argument("--steps", type=int, help="LM training steps (quick 250, full 5000)")
+    parser.add_argument("--hidden", type=int, help="mLSTM units (quick 128, full 256)")
+    parser.add_argument("--steps", type=int, help="LM training steps (quick 400, full 4000)")
     parser.add_argument("--max-minutes", type=float,
-                        help="stop LM training after this long even if steps remain (quick 1.25, full 22)")
-    parser.add_argument("--labels", type=str, default="11,100,232,1000,all",
+                        help="stop LM training after this long even if steps remain (quick 1, full 22)")
+    parser.add_argument("--labels", type=str, default="11,232,1000,all",
                         help="comma-separated label budgets; 'all' = the whole train pool")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1-2 on shared machines)")
     parser.add_argument("--resume", action="store_true",
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{len(split.valid)} valid, {len(split.test)} test")
 
     model = ByteMLSTM(MLSTMConfig(hidden_size=hidden, embed_size=preset["embed"]))
+    init_output_from_unigrams(model, corpus)  # overwritten by the checkpoint when resuming
     checkpoint = None if args.quick else args.out / "sentiment_neuron" / f"lm_{args.corpus}_h{hidden}.pt"
     with Timer() as lm_timer:
         trained = train_language_model(model, corpus, train_cfg, args.seed, checkpoint, args.resume)

@@ -73,7 +73,7 @@ class MultiplicativeLSTMCell(nn.Module):
         which is how the paper steers generation with the sentiment unit.
         """
         m = mult_x * (h @ self.w_mh)
-        z = gates_x + m @ self.w_m
+        z = torch.addmm(gates_x, m, self.w_m)
         hs = self.hidden_size
         gates = torch.sigmoid(z[:, : 3 * hs])  # one call for i, f, o: fewer small CPU kernels
         i, f, o = gates[:, :hs], gates[:, hs:2 * hs], gates[:, 2 * hs:]
@@ -138,10 +138,11 @@ class ByteMLSTM(nn.Module):
             if int(lengths.min()) < 1 or int(lengths.max()) > steps:
                 raise ValueError(f"lengths must lie in [1, {steps}]")
         h, c = state if state is not None else self.zero_state(batch)
-        gates_x, mult_x = self.cell.project_inputs(self.embed(tokens.long()))
+        # time-major and contiguous: each step then reads one dense (B, .) block
+        gates_x, mult_x = self.cell.project_inputs(self.embed(tokens.long().t()))
         outputs: list[Tensor] = []
         for t in range(steps):
-            h_new, c_new = self.cell.step_projected(gates_x[:, t], mult_x[:, t], h, c)
+            h_new, c_new = self.cell.step_projected(gates_x[t], mult_x[t], h, c)
             if lengths is not None:
                 alive = (lengths > t).unsqueeze(1)
                 h_new = torch.where(alive, h_new, h)

@@ -48,6 +48,17 @@ def _save(path: Path, model: ByteMLSTM, opt: torch.optim.Optimizer, sched: torch
     tmp.replace(path)  # an interrupted save never leaves a half-written checkpoint
 
 
+def init_output_from_unigrams(model: ByteMLSTM, corpus: np.ndarray) -> None:
+    """Start the decoder at the corpus byte frequencies (bias = log p, small weights).
+
+    A fresh model otherwise spends its first ~100 steps (most of a quick run) learning them.
+    """
+    counts = np.bincount(corpus, minlength=model.decoder.out_features).astype(np.float64) + 0.5
+    with torch.no_grad():
+        model.decoder.bias.copy_(torch.from_numpy(np.log(counts / counts.sum())))
+        model.decoder.weight.mul_(0.1)
+
+
 def load_model(path: Path) -> ByteMLSTM:
     """The model stored in a checkpoint written by :func:`train_language_model`."""
     blob = torch.load(path, map_location="cpu", weights_only=False)

@@ -29,7 +29,12 @@ from ml_extras.sentiment_neuron.probe import (
     sample_labelled,
 )
 from ml_extras.sentiment_neuron.rlazyload import decode_entry
-from ml_extras.sentiment_neuron.train import TrainConfig, load_model, train_language_model
+from ml_extras.sentiment_neuron.train import (
+    TrainConfig,
+    init_output_from_unigrams,
+    load_model,
+    train_language_model,
+)
 
 torch.set_num_threads(1)
 
@@ -128,6 +133,20 @@ def test_language_model_loss_decreases_on_repeating_text(tmp_path) -> None:
     reloaded = load_model(tmp_path / "lm.pt")
     window = sample_windows(corpus, 4, 12, np.random.default_rng(3))
     torch.testing.assert_close(reloaded.loss(window), model.loss(window))
+
+
+def test_unigram_init_starts_near_the_byte_entropy() -> None:
+    corpus = build_corpus(["aaaaaaab"] * 50)
+    model = _tiny_model()
+    window = sample_windows(corpus, 8, 16, np.random.default_rng(0))
+    before = model.loss(window).item()
+    init_output_from_unigrams(model, corpus)
+    after = model.loss(window).item()
+    counts = np.bincount(corpus, minlength=256) + 0.5
+    log_p = np.log(counts / counts.sum())
+    unigram_nats = float(-log_p[window[:, 1:].numpy()].mean())  # cost of predicting by frequency alone
+    assert after < before
+    assert abs(after - unigram_nats) < 0.1
 
 
 def test_resume_continues_from_checkpoint(tmp_path) -> None:
