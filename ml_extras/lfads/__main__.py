@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ml_extras.common import Timer, base_parser, format_table, write_json
-from ml_extras.lfads.train import run_synthetic
+from ml_extras.lfads.train import run_joint_state_demo, run_synthetic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
         default_json="out/lfads.json",
     )
     parser.add_argument("--resume", action="store_true", help="resume full-mode training from the checkpoint in --out")
+    parser.add_argument("--joint-states-demo", action="store_true",
+                        help="also run the JointState loader -> Gaussian LFADS path on synthetic hand records")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the machine is shared)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -24,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows, f"Chaotic-RNN data, rate R^2 on held-out trials ({timer.seconds:.0f}s)"))
     print("data: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()
                                 if not isinstance(v, list)))
-    write_json(args.json, {"quick": args.quick, "seed": args.seed, "results": rows, "data": info})
+    payload = {"quick": args.quick, "seed": args.seed, "results": rows, "data": info}
+    if args.joint_states_demo:
+        demo = run_joint_state_demo(args.seed, steps=150 if args.quick else 1000)
+        print(f"joint-state demo: {demo['windows']} windows x {len(demo['channels'])} channels, "
+              f"loss {demo['loss_first_last'][0]:.4g} -> {demo['loss_first_last'][1]:.4g}, "
+              f"reconstruction R^2 {demo['reconstruction_r2']:.3f}")
+        payload["joint_state_demo"] = demo
+    write_json(args.json, payload)
     return 0
 
 

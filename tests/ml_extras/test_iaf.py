@@ -145,3 +145,23 @@ def test_flow_beats_diagonal_on_banana():
         kls[n_steps] = kl_to_target(model, log_banana, log_z, n=5000)
     assert kls[0] > -0.05 and kls[4] > -0.05, "a KL divergence estimate came out clearly negative"
     assert kls[4] < kls[0]
+
+
+def test_log_weights_match_a_hand_computation_with_torch_distributions():
+    """Gaussian-pixel, diagonal-posterior VAE: log w = log N(x; mean, s) + log N(z; 0, I) - log q(z|x)."""
+    from torch.distributions import Normal
+
+    model = build_image_vae(latent_dim=3, posterior="diag", channels=4, context_dim=2, gaussian_std=0.1)
+    x = torch.rand(2, 3, 64, 64)
+    torch.manual_seed(5)
+    log_w = model.log_weights(x, n_samples=2)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        mu, log_sigma, _ = model.encoder(x)
+        z = mu + log_sigma.exp() * torch.randn(2, *mu.shape)
+        mean = torch.sigmoid(model.decoder(z))
+        expected = (Normal(mean, 0.1).log_prob(x).sum((-3, -2, -1)) + Normal(0.0, 1.0).log_prob(z).sum(-1)
+                    - Normal(mu, log_sigma.exp()).log_prob(z).sum(-1))
+    torch.testing.assert_close(log_w.detach(), expected, rtol=1e-5, atol=1e-2)
+    with pytest.raises(ValueError, match="gaussian_std"):
+        build_image_vae(latent_dim=3, posterior="diag", channels=4, gaussian_std=0.0)
