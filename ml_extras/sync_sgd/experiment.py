@@ -113,9 +113,13 @@ def run_experiment(config: ExperimentConfig, checkpoint_dir: Path | None = None,
 
     outputs = []
     specs = run_specs(config)
-    with WorkerPool(config.workers + max(config.backups)) as pool:  # spawn once, reuse per run
+    # spawned on first use (not at all when every run is resumed), then reused by every run
+    pool = WorkerPool(config.workers + max(config.backups))
+    try:
         for spec in tqdm(specs, desc="sync_sgd runs", leave=False):
             outputs.append(_run_or_resume(spec, config, pool, checkpoint_dir, resume))
+    finally:
+        pool.close()
     return outputs
 
 
