@@ -274,3 +274,23 @@ def test_rdb_entry_decoding() -> None:
     bad = struct.pack(">I", len(payload) + 1) + zlib.compress(payload)
     with pytest.raises(ValueError, match="header says"):
         decode_entry(bad)
+
+
+def test_lazy_load_db_roundtrip(tmp_path) -> None:
+    rdata = pytest.importorskip("rdata")
+    from ml_extras.sentiment_neuron.rlazyload import list_objects, read_object
+
+    novels = {"novel_a": ["It is a truth", "universally acknowledged."], "novel_b": ["Emma"]}
+    blobs, index = b"", {}
+    for name, lines in novels.items():  # write the R lazy-load layout by hand
+        payload = rdata.unparser.unparse_data(rdata.conversion.convert_python_to_r_data(np.array(lines, dtype=object)))
+        entry = struct.pack(">I", len(payload)) + zlib.compress(payload)
+        index[name] = np.array([len(blobs), len(entry)], dtype=np.int32)
+        blobs += entry
+    (tmp_path / "Rdata.rdb").write_bytes(blobs)
+    rdata.write_rds(tmp_path / "Rdata.rdx", {"variables": index, "references": {}, "compressed": True})
+    assert list_objects(tmp_path) == ["novel_a", "novel_b"]
+    assert [str(s) for s in read_object(tmp_path, "novel_a")] == novels["novel_a"]
+    assert [str(s) for s in read_object(tmp_path, "novel_b")] == novels["novel_b"]
+    with pytest.raises(KeyError, match="novel_c"):
+        read_object(tmp_path, "novel_c")
