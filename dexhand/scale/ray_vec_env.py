@@ -84,6 +84,7 @@ class RayVecEnv(VecEnv):
         cpus_per_actor: float = 1.0,
         threads_per_actor: int | None = None,
         local_num_cpus: int | None = None,
+        ready_timeout_s: float = 300.0,
     ) -> None:
         import ray
 
@@ -100,9 +101,18 @@ class RayVecEnv(VecEnv):
         self.restarts = [0 for _ in self.batches]  # per actor, for seeding and the report
         self._setters: list[tuple[str, str, list[int], tuple, dict[str, Any]]] = []
         self._pending: list[Any] | None = None
+        self._closed = False
         self.actors = [self._new_actor(k, seed) for k in range(len(self.batches))]
-        obs_space, act_space = ray.get(self.actors[0].spaces.remote())
-        ray.get([a.pid.remote() for a in self.actors[1:]])  # every actor is up before training starts
+        try:  # every actor is up before training starts, or a clear error instead of a silent wait
+            obs_space, act_space = ray.get(self.actors[0].spaces.remote(), timeout=ready_timeout_s)
+            ray.get([a.pid.remote() for a in self.actors[1:]], timeout=ready_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            free = ray.available_resources().get("CPU", 0.0)
+            self._shutdown()
+            raise RuntimeError(
+                f"Ray actors did not start within {ready_timeout_s:.0f} s: {len(self.batches)} actors x "
+                f"{cpus_per_actor} CPUs requested, the cluster has {free:g} CPUs free "
+                f"(fewer envs, more envs_per_actor, or a bigger cluster)") from None
         super().__init__(n_envs, obs_space, act_space)
         self.keys = list(obs_space.spaces)
         self._last_obs = {k: np.zeros((n_envs, *obs_space[k].shape), obs_space[k].dtype) for k in self.keys}
@@ -279,13 +289,17 @@ class RayVecEnv(VecEnv):
 
     def close(self) -> None:
         ray = self._ray
-        if not ray.is_initialized():
+        if self._closed or not ray.is_initialized():
             return
         try:
             ray.get([a.close.remote() for a in self.actors], timeout=30)
         except Exception as exc:  # a dead or stuck actor must not block shutdown
             log.warning("[ray] closing envs: %s", _short(exc))
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._closed = True
         for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+            self._ray.kill(actor, no_restart=True)
         if self._owns_ray:
-            ray.shutdown()
+            self._ray.shutdown()
