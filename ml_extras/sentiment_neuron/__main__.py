@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_cfg = TrainConfig(
         steps=args.steps or preset["steps"], batch_size=preset["batch"], window=preset["window"],
         lr=preset["lr"], max_seconds=args.max_minutes * 60 if args.max_minutes else preset["max_seconds"],
-        checkpoint_every=0 if args.quick else 200,
+        checkpoint_every=0 if args.quick else 100,
     )
 
     reviews = load_reviews()
