@@ -120,7 +120,7 @@ def run_cube(quick: bool, seed: int, out: Path, resume: bool = False, latent: in
     n_train, n_test = (640, 128) if quick else (8000, 1000)
     images, _ = load_cube_renders(n_train + n_test, size=64, seed=seed)
     train, test = torch.from_numpy(images[:n_train]), torch.from_numpy(images[n_train:])
-    epochs = 12 if quick else 60
+    epochs = 20 if quick else 60
     flat_train, flat_test = images[:n_train].reshape(n_train, -1), images[n_train:].reshape(n_test, -1)
     mean_image = flat_train.mean(0)
     rows = [{"experiment": "cube renders 64x64", "posterior": "mean image", "latent": 0,
@@ -134,7 +134,7 @@ def run_cube(quick: bool, seed: int, out: Path, resume: bool = False, latent: in
     for posterior in ("diag", "iaf"):
         seed_everything(seed)
         model = build_image_vae(latent, posterior)
-        config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, kl_warmup_epochs=max(1, epochs // 5),
+        config = TrainConfig(epochs=epochs, batch_size=32, lr=2e-3, kl_warmup_epochs=max(1, epochs // 2),
                              checkpoint=None if quick else out / f"iaf_cube_{posterior}.pt", resume=resume)
         train_vae(model, train, config, desc=f"cube/{posterior}")
         model.eval()
