@@ -65,6 +65,15 @@ def batch_bounds(n_envs: int, envs_per_actor: int) -> list[range]:
     return [range(a, min(a + envs_per_actor, n_envs)) for a in range(0, n_envs, envs_per_actor)]
 
 
+def fit_cpus_per_actor(n_actors: int, cluster_cpus: float) -> float:
+    """One CPU per actor, or an equal share when the cluster has fewer CPUs than actors.
+
+    Sharing beats waiting forever for CPUs a fixed-size cluster will never have; pass
+    ``cpus_per_actor`` explicitly on an autoscaling cluster that should grow instead.
+    """
+    return min(1.0, cluster_cpus / n_actors)
+
+
 def _short(exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
@@ -81,21 +90,21 @@ class RayVecEnv(VecEnv):
         envs_per_actor: int = 4,
         seed: int | None = None,
         address: str = "local",
-        cpus_per_actor: float = 1.0,
+        cpus_per_actor: float | None = None,
         threads_per_actor: int | None = None,
         local_num_cpus: int | None = None,
         ready_timeout_s: float = 300.0,
     ) -> None:
         import ray
 
-        if cpus_per_actor <= 0:
+        if cpus_per_actor is not None and cpus_per_actor <= 0:
             raise ValueError(f"cpus_per_actor must be > 0, got {cpus_per_actor}")
         self.batches = batch_bounds(n_envs, envs_per_actor)
         self._ray = ray
         self._owns_ray = connect(address, local_num_cpus)
         self._config, self._overrides = config, tuple(overrides)
-        self._cpus = cpus_per_actor
-        self._threads = threads_per_actor or max(1, int(cpus_per_actor))
+        self._cpus = cpus_per_actor or fit_cpus_per_actor(len(self.batches), ray.cluster_resources().get("CPU", 1.0))
+        self._threads = threads_per_actor or max(1, int(self._cpus))
         self._remote_cls = ray.remote(EnvBatch)
         self._base_seed = seed
         self.restarts = [0 for _ in self.batches]  # per actor, for seeding and the report
@@ -111,7 +120,7 @@ class RayVecEnv(VecEnv):
             self._shutdown()
             raise RuntimeError(
                 f"Ray actors did not start within {ready_timeout_s:.0f} s: {len(self.batches)} actors x "
-                f"{cpus_per_actor} CPUs requested, the cluster has {free:g} CPUs free "
+                f"{self._cpus:g} CPUs requested, the cluster has {free:g} CPUs free "
                 f"(fewer envs, more envs_per_actor, or a bigger cluster)") from None
         super().__init__(n_envs, obs_space, act_space)
         self.keys = list(obs_space.spaces)

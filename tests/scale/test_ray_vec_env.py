@@ -35,12 +35,13 @@ def random_actions(rng: np.random.Generator) -> np.ndarray:
 
 
 def test_batches_cover_every_env_once():
-    from dexhand.scale.ray_vec_env import batch_bounds
+    from dexhand.scale.ray_vec_env import batch_bounds, fit_cpus_per_actor
 
     assert batch_bounds(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
     assert batch_bounds(2, 4) == [range(0, 2)]
     with pytest.raises(ValueError, match="envs_per_actor"):
         batch_bounds(4, 0)
+    assert fit_cpus_per_actor(2, 16.0) == 1.0 and fit_cpus_per_actor(4, 2.0) == 0.5
 
 
 def test_config_validates_ray_fields():
@@ -159,17 +160,18 @@ def test_trainer_collects_rollouts_from_ray_actors(local_ray, tmp_path):
     from dexhand.scale.ray_vec_env import RayVecEnv
     from dexhand.train.trainer import Trainer
 
-    cfg = tiny_config("ray_address=local", "envs_per_actor=1", "net.recurrent=false", "total_timesteps=256",
-                      "curriculum.enabled=true")
+    # 3 actors on 2 CPUs: they share the CPUs instead of waiting for a third.
+    cfg = tiny_config("ray_address=local", "n_envs=3", "envs_per_actor=1", "net.recurrent=false",
+                      "total_timesteps=384", "curriculum.enabled=true")
     trainer = Trainer(cfg, tmp_path, progress=False)
     try:
         remote = trainer.envs.unwrapped
-        assert isinstance(remote, RayVecEnv) and len(remote.actors) == 2
+        assert isinstance(remote, RayVecEnv) and len(remote.actors) == 3
         # The curriculum's settings went through env_method to the actors.
-        assert [c.task.goal_mode for c in remote.get_attr("cfg")] == [trainer.curriculum.goal_mode] * 2
+        assert [c.task.goal_mode for c in remote.get_attr("cfg")] == [trainer.curriculum.goal_mode] * 3
         result = trainer.train()
     finally:
         trainer.close()
-    assert result.num_timesteps == 256  # two rollouts of 2 envs x 64 steps
+    assert result.num_timesteps == 384  # two rollouts of 3 envs x 64 steps
     assert result.checkpoint.exists()
     assert ray.is_initialized()  # the fixture's Ray instance is not the trainer's to shut down
