@@ -13,15 +13,6 @@ from ml_extras.iaf.model import IAFPosterior, build_image_vae, build_vector_vae
 from ml_extras.iaf.train import TrainConfig, train_vae
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _randomize(module: torch.nn.Module, scale: float = 0.5) -> None:
     """Break the near-identity init so masks and Jacobians are tested on a generic function."""
     with torch.no_grad():

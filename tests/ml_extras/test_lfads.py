@@ -14,16 +14,6 @@ from ml_extras.lfads.joint_states import bin_by_time, joint_states_to_lfads, sta
 from ml_extras.lfads.model import LFADS, LFADSConfig, gaussian_kl
 from ml_extras.lfads.train import TrainConfig, train_lfads
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
-
-
 # ---------------------------------------------------------------- synthetic data
 
 def test_generator_shapes_bounds_and_poisson_statistics():
