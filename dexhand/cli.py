@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("vision", help="cube pose estimation: gen, train, eval, export (see dexhand vision -h)",
                        add_help=False)
-    p.add_argument("vision_args", nargs=argparse.REMAINDER)
+    p.add_argument("vision_args", nargs="*")  # main() hands "dexhand vision ..." over before parsing
     p.set_defaults(func=cmd_vision)
     return parser
 
@@ -259,7 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         from vision.cli import main as vision_main
 
         return vision_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # field=value overrides may sit before or after flags; anything else left over is an error.
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except KeyboardInterrupt:
