@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=DATASETS, default=None,
                         help="binarized images (default: digits with --quick, mnist otherwise)")
     parser.add_argument("--iwae-k", type=int, default=None, help="importance samples (default 200 quick, 1000 full)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the image VAEs' training epochs")
     parser.add_argument("--cube-latent", type=int, default=8, help="latent size of the cube-render VAE")
     parser.add_argument("--skip-cube", action="store_true", help="do not run the cube-render experiment")
     parser.add_argument("--only", choices=("images", "density", "cube"), default=None,
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"quick": args.quick, "seed": args.seed}
     if args.only in (None, "images"):
         with Timer() as t_images:
-            image_rows = run_binary_images(dataset, args.quick, args.seed, args.out, args.resume, args.iwae_k)
+            image_rows = run_binary_images(dataset, args.quick, args.seed, args.out, args.resume, args.iwae_k,
+                                           args.epochs)
         print(format_table(image_rows, f"Binarized {dataset}: test bounds in nats per image ({t_images.seconds:.0f}s)"))
         results["images"] = image_rows
     if args.only in (None, "density"):

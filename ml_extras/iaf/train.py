@@ -71,14 +71,14 @@ def evaluate_bounds(model: VAE, data: torch.Tensor, k: int, batch_size: int = 10
 
 
 def run_binary_images(dataset: str, quick: bool, seed: int, out: Path, resume: bool = False,
-                      k: int | None = None) -> list[dict[str, Any]]:
+                      k: int | None = None, epochs: int | None = None) -> list[dict[str, Any]]:
     """Diagonal vs IAF posterior on one binarized data set: test ELBO and IWAE-k log-likelihood."""
     limit = None if not quick else (None if dataset == "digits" else 2000)
     train_np, test_np = load_binarized(dataset, limit=limit, seed=seed)
     train, test = torch.from_numpy(train_np), torch.from_numpy(test_np)
     latent = 8 if dataset == "digits" else 32
     hidden = 256 if dataset == "digits" else 400
-    epochs = (40 if dataset == "digits" else 15) if quick else (300 if dataset == "digits" else 100)
+    epochs = epochs or ((40 if dataset == "digits" else 15) if quick else (300 if dataset == "digits" else 100))
     k = k or (200 if quick else 1000)
     rows = []
     for posterior in ("diag", "iaf"):
