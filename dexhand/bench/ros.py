@@ -19,9 +19,13 @@ import numpy as np
 from dexhand.report import format_table
 
 NODES = ("/sim_hand", "/hand_driver", "/policy", "/goal_manager")
+SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "models" / "policy.onnx"
 
 
-def run(seconds: float = 30.0, policy: str = "random", warmup: float = 3.0) -> dict[str, Any]:
+def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0) -> dict[str, Any]:
+    """Run the simulated rig; ``policy`` defaults to the shipped ONNX policy (else 'random')."""
+    if policy is None:
+        policy = str(SHIPPED_POLICY) if SHIPPED_POLICY.is_file() else "random"
     from dexhand.ros.launcher import RosMaster, check_workspace, roslaunch, stop_process, wait_for_nodes
 
     check_workspace()
@@ -39,7 +43,7 @@ def run(seconds: float = 30.0, policy: str = "random", warmup: float = 3.0) -> d
 
 def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str, Any]:
     import rospy
-    from dexhand_msgs.msg import DriverStatus, PolicyDiagnostics
+    from dexhand_msgs.msg import DriverStatus, PolicyDiagnostics, TaskStatus
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64
     from tqdm import tqdm
@@ -65,6 +69,7 @@ def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str
     rospy.Subscriber("/dexhand/policy/action", JointState, on_action, queue_size=100)
     rospy.Subscriber("/dexhand/policy/diagnostics", PolicyDiagnostics, lambda m: last.update(diag=m), queue_size=10)
     rospy.Subscriber("/dexhand/driver/status", DriverStatus, lambda m: last.update(status=m), queue_size=10)
+    rospy.Subscriber("/dexhand/task_status", TaskStatus, lambda m: last.update(task=m), queue_size=10)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (last.get("status") and last["status"].state == "running"):
         time.sleep(0.1)
@@ -72,6 +77,7 @@ def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str
         raise RuntimeError(f"the driver never reached 'running' (status {last.get('status')}); see {home}")
     time.sleep(warmup)
     start_diag = last["diag"]
+    start_goals = last["task"].goals_reached if last.get("task") else 0
     recording.set()
     start = time.monotonic()
     for _ in tqdm(range(int(seconds)), desc="bench ros", unit="s", leave=False):
@@ -79,7 +85,7 @@ def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str
     time.sleep(max(0.0, seconds - int(seconds)))
     recording.clear()
     elapsed = time.monotonic() - start
-    end_diag, status = last["diag"], last["status"]
+    end_diag, status, task = last["diag"], last["status"], last.get("task")
     rospy.signal_shutdown("bench done")
     lat = np.array(latencies) * 1000.0
     return {
@@ -92,6 +98,8 @@ def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str
         "latency_ms_max": float(lat.max()) if lat.size else float("nan"),
         "late_cycles": int(end_diag.late_cycles - start_diag.late_cycles),
         "skipped_cycles": int(end_diag.skipped_cycles - start_diag.skipped_cycles),
+        "goals_reached": int(task.goals_reached - start_goals) if task else 0,
+        "episodes_ended": int(task.episode) if task else 0,
         "driver_state": status.state,
         "rejected_actions": int(status.rejected_actions),
         "logs": str(home),
@@ -107,6 +115,7 @@ def print_results(r: dict[str, Any]) -> None:
         {"figure": "missed cycles: late (target 0)", "value": r["late_cycles"]},
         {"figure": "missed cycles: skipped, inputs missing/stale", "value": r["skipped_cycles"]},
         {"figure": "actions measured", "value": r["actions"]},
+        {"figure": "goals reached (successes) during the run", "value": r["goals_reached"]},
         {"figure": "driver state at end / rejected actions", "value": f"{r['driver_state']} / {r['rejected_actions']}"},
     ]
     print(format_table(rows, title=f"dexhand bench ros: sim_demo.launch, policy {r['policy']}, {r['seconds']:.0f} s"))
