@@ -7,6 +7,7 @@ overrides, e.g. ``dexhand vision gen --n 4000 --out data/vision free_pose_fracti
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -37,7 +38,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vision.config import TrainConfig
     from vision.train import train
 
-    cfg = load_yaml(TrainConfig, args.config or CONFIG_DIR / "train.yaml", args.overrides)
+    flags = [f"{name}={value}" for name, value in (("learners", args.learners), ("backup", args.backup))
+             if value is not None]
+    cfg = load_yaml(TrainConfig, args.config or CONFIG_DIR / "train.yaml", [*args.overrides, *flags])
+    if cfg.learners > 1 or cfg.backup > 0:  # a dropped learner is reported through logging
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = "dexhand vision " + shlex.join(args.argv)
     result = train(cfg, args.data, args.out, resume=args.resume, command=command)
     print(f"best validation: position median {result['val_pos_mm_median']:.2f} mm, "
@@ -124,12 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the CNN (TensorBoard logs, checkpoints, --resume)",
                        description="Train the shared-trunk 3-camera CNN on a generated folder. Writes TensorBoard "
-                                   "logs and checkpoints (last.pt, best.pt) to --out.")
+                                   "logs and checkpoints (last.pt, best.pt) to --out. --learners K --backup B "
+                                   "spreads each step over K+B processes and applies the first K gradients; a "
+                                   "learner that dies or stalls past learner_timeout is dropped with a warning "
+                                   "and training goes on while K remain.")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path, help="TrainConfig YAML (default vision/configs/train.yaml)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--export", type=Path, help="also export the best checkpoint to this .onnx path")
+    p.add_argument("--learners", type=int, metavar="K",
+                   help="data-parallel learner processes whose gradients are averaged each step, each on "
+                        "batch_size/K samples (ml_extras.sync_sgd; same as learners=K; default 1: in-process)")
+    p.add_argument("--backup", type=int, metavar="B",
+                   help="extra learners whose late gradients are dropped, so a step waits for the K fastest "
+                        "of K+B (Chen et al. 2016; same as backup=B; default 0)")
     p.add_argument("overrides", nargs="*", metavar="field=value")
     p.set_defaults(func=cmd_train)
 

@@ -64,9 +64,23 @@ class TrainConfig:
     rot_weight: float = 1.0
     err_weight: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Data-parallel learners (ml_extras.sync_sgd): with learners K > 1 (or backup > 0) each optimizer
+    # step averages the gradients of the first K of K + backup worker processes, each computed on
+    # batch_size // K samples; learners=1 backup=0 trains in this process as before.
+    learners: int = 1
+    backup: int = 0
+    learner_timeout: float = 60.0  # s a learner may owe a gradient before it is dropped
 
     def validate(self) -> None:
         if self.net_size < 32 or self.net_size % 16:
             raise ConfigError(f"net_size: {self.net_size} must be a multiple of 16, >= 32")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("val_fraction must be in (0, 1)")
+        if self.learners < 1:
+            raise ConfigError(f"learners: must be >= 1, got {self.learners}")
+        if self.backup < 0:
+            raise ConfigError(f"backup: must be >= 0, got {self.backup}")
+        if self.batch_size < self.learners:
+            raise ConfigError(f"batch_size: {self.batch_size} cannot be split over {self.learners} learners")
+        if self.learner_timeout <= 0:
+            raise ConfigError(f"learner_timeout: must be > 0 s, got {self.learner_timeout}")

@@ -1,12 +1,26 @@
-"""Training loop for the pose CNN: augmentation, TensorBoard, checkpoints (last.pt / best.pt), resume, tqdm."""
+"""Training loop for the pose CNN: augmentation, TensorBoard, checkpoints (last.pt / best.pt), resume, tqdm.
+
+With ``learners`` > 1 (or ``backup`` > 0) each optimizer step is data-parallel through
+``ml_extras.sync_sgd.DataParallelSGD``: K + B worker processes each draw batch_size // K training
+samples, augment them with a generator seeded by (seed, start epoch, rank, iteration), and send
+the gradient of :func:`batch_loss`; the first K are averaged and applied here, where the model,
+optimizer, scheduler, checkpoints, TensorBoard and progress bar live. BatchNorm running statistics
+stay in the workers, so they are re-estimated here before each validation (see
+:func:`recalibrate_batchnorm`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +31,9 @@ from sim.configio import to_dict
 from vision.config import AugmentConfig, TrainConfig
 from vision.model import PoseNet, quat_to_matrix, rotation_angle, sixd_to_matrix
 from vision.runtime.pipeline import ImagePipeline, PipelineConfig
+
+if TYPE_CHECKING:
+    from ml_extras.sync_sgd import DataParallelSGD, WorkerPool
 
 CAMERAS = ("cam_left", "cam_right", "cam_top")
 
@@ -72,6 +89,74 @@ def batch_loss(model, x, pos_true, rmat_true, cfg: TrainConfig):
     return loss, {"pos_loss": pos_loss.item(), "rot_loss": rot_loss.item(), "err_loss": err_loss.item()}
 
 
+@dataclass
+class BatchLoss:
+    """Picklable ``loss_fn(model, batch)`` for the learners: :func:`batch_loss` without the parts."""
+
+    cfg: TrainConfig
+
+    def __call__(self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        device = next(model.parameters()).device
+        return batch_loss(model, *(t.to(device) for t in batch), self.cfg)[0]
+
+
+_IMAGE_CACHE: dict[str, np.ndarray] = {}
+
+
+def _shared_images(path: str) -> np.ndarray:
+    """The prepared images, memory-mapped once per process (workers share the page cache)."""
+    if path not in _IMAGE_CACHE:
+        _IMAGE_CACHE[path] = np.load(path, mmap_mode="r")
+    return _IMAGE_CACHE[path]
+
+
+@dataclass
+class AugmentedShards:
+    """Picklable ``batch_fn(rank, iteration)`` for the learners: ``shard_size`` training samples
+    drawn without replacement and augmented, both seeded by (seed, offset, rank, iteration), so a
+    run is reproducible whatever order the gradients arrive in. The images are read from a .npy
+    file (memory-mapped) instead of being pickled into every worker's job."""
+
+    images_path: str
+    pos: torch.Tensor
+    rmat: torch.Tensor
+    train_index: np.ndarray
+    shard_size: int
+    augment: AugmentConfig
+    seed: int
+    offset: int = 0  # e.g. the epoch a resumed run starts at, so it does not replay the first draws
+
+    def __call__(self, rank: int, iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.offset, rank, iteration])
+        idx = np.sort(rng.choice(self.train_index, min(self.shard_size, len(self.train_index)), replace=False))
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        images = _shared_images(self.images_path)[idx]
+        x = augment(torch.from_numpy(ImagePipeline.to_input(images)), self.augment, gen)
+        return x, self.pos[idx], self.rmat[idx]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
+    """Re-estimate BatchNorm running statistics as the plain average over ``batches`` (train-mode
+    forward passes, no gradient). The learners normalise with batch statistics and their running
+    averages never reach this process, so validation and checkpoints need this."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for x in batches:
+        model(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
+BN_RECALIBRATION_BATCHES = 16
+
+
 @torch.no_grad()
 def evaluate_torch(model, images: np.ndarray, pos: np.ndarray, quat: np.ndarray, batch: int = 128) -> dict[str, Any]:
     """Errors of a torch model on prepared uint8 images (no augmentation)."""
@@ -104,8 +189,15 @@ def build_model(cfg: TrainConfig, n_cams: int = 3) -> PoseNet:
 
 
 def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command: str = "",
-          progress: bool = True) -> dict[str, Any]:
-    """Train on the generated folder ``data``; returns the best validation figures and checkpoint path."""
+          progress: bool = True, pool: WorkerPool | None = None,
+          delay_fn: Callable[[int, int], float] | None = None) -> dict[str, Any]:
+    """Train on the generated folder ``data``; returns the best validation figures, the checkpoint
+    path and the mean training loss of each epoch run (``epoch_losses``).
+
+    With ``cfg.learners`` > 1 or ``cfg.backup`` > 0 the steps are data-parallel; ``pool`` reuses
+    already spawned learner processes (else they are spawned and reaped here) and ``delay_fn``
+    injects straggling or faults into them (``ml_extras.sync_sgd.HeavyTailedDelay``, ``Faults``).
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,46 +236,118 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     metrics: dict[str, Any] = {}
     meta = {"config": to_dict(cfg), "pipeline": pipe_cfg.to_dict(), "cameras": list(CAMERAS), "data": str(data),
             "n_train": len(tr), "n_val": len(val), "command": command}
-    for epoch in range(start_epoch, cfg.epochs):
-        if cfg.time_limit_s and trained_s >= cfg.time_limit_s:
-            print(f"time limit {cfg.time_limit_s:.0f} s reached after {epoch} epochs")
-            break
-        model.train()
-        t0 = time.perf_counter()
-        perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
-        for k in bar:
-            idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-            x = augment(torch.from_numpy(ImagePipeline.to_input(images[idx])), cfg.augment, gen).to(device)
-            loss, parts = batch_loss(model, x, pos[idx], rmat[idx], cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step = epoch * steps_per_epoch + k
-            if k % 10 == 0:
-                writer.add_scalar("train/loss", loss.item(), step)
-                for name, v in parts.items():
-                    writer.add_scalar(f"train/{name}", v, step)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        trained_s += time.perf_counter() - t0
-        metrics = evaluate_torch(model, images[val], ds["pos"][val], ds["quat"][val])
-        for name in ("pos_mm_median", "pos_mm_p90", "rot_deg_median", "rot_deg_p90"):
-            writer.add_scalar(f"val/{name}", metrics[name], epoch)
-        score = metrics["pos_mm_median"] / 2.0 + metrics["rot_deg_median"] / 3.0  # both relative to the goal
-        ck = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "epoch": epoch, "best_score": min(best, score), "trained_s": trained_s, "val": metrics, **meta}
-        torch.save(ck, last_path)
-        if score < best:
-            best = score
-            torch.save(ck, best_path)
-        print(f"epoch {epoch + 1}: val position median {metrics['pos_mm_median']:.2f} mm, orientation median "
-              f"{metrics['rot_deg_median']:.2f} deg ({trained_s:.0f} s trained)", flush=True)
+    epoch_losses: list[float] = []
+    with contextlib.ExitStack() as stack:
+        learners = _start_learners(cfg, stack, images, pos, rmat, tr, out, start_epoch, model, opt, pool, delay_fn)
+        for epoch in range(start_epoch, cfg.epochs):
+            if cfg.time_limit_s and trained_s >= cfg.time_limit_s:
+                print(f"time limit {cfg.time_limit_s:.0f} s reached after {epoch} epochs")
+                break
+            model.train()
+            t0 = time.perf_counter()
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       disable=not progress)
+            if learners is None:
+                losses = _local_epoch(cfg, model, opt, sched, writer, bar, epoch, steps_per_epoch, tr, gen,
+                                      images, pos, rmat, device)
+            else:
+                losses = _parallel_epoch(learners, sched, writer, bar, epoch, steps_per_epoch)
+                recalibrate_batchnorm(model, _recalibration_batches(cfg, images, tr, gen, device))
+            bar.close()
+            epoch_losses.append(float(np.mean(losses)))
+            trained_s += time.perf_counter() - t0
+            metrics = evaluate_torch(model, images[val], ds["pos"][val], ds["quat"][val])
+            for name in ("pos_mm_median", "pos_mm_p90", "rot_deg_median", "rot_deg_p90"):
+                writer.add_scalar(f"val/{name}", metrics[name], epoch)
+            score = metrics["pos_mm_median"] / 2.0 + metrics["rot_deg_median"] / 3.0  # both relative to the goal
+            ck = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                  "epoch": epoch, "best_score": min(best, score), "trained_s": trained_s, "val": metrics, **meta}
+            torch.save(ck, last_path)
+            if score < best:
+                best = score
+                torch.save(ck, best_path)
+            print(f"epoch {epoch + 1}: val position median {metrics['pos_mm_median']:.2f} mm, orientation median "
+                  f"{metrics['rot_deg_median']:.2f} deg ({trained_s:.0f} s trained)", flush=True)
     writer.close()
     ck = torch.load(best_path, weights_only=False)
     (out / "best.json").write_text(json.dumps({"epoch": ck["epoch"], "val": ck["val"], **meta}, indent=2))
     return {"checkpoint": str(best_path), "epoch": ck["epoch"], "val_pos_mm_median": ck["val"]["pos_mm_median"],
-            "val_rot_deg_median": ck["val"]["rot_deg_median"], "val": ck["val"], "last": metrics}
+            "val_rot_deg_median": ck["val"]["rot_deg_median"], "val": ck["val"], "last": metrics,
+            "epoch_losses": epoch_losses}
+
+
+def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, steps_per_epoch: int,
+                 tr: np.ndarray, gen: torch.Generator, images: np.ndarray, pos: torch.Tensor, rmat: torch.Tensor,
+                 device: torch.device) -> list[float]:
+    """One epoch in this process (learners=1): the original single-process loop."""
+    losses = []  # detached tensors: no extra device sync per step
+    perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
+    for k in bar:
+        idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+        x = augment(torch.from_numpy(ImagePipeline.to_input(images[idx])), cfg.augment, gen).to(device)
+        loss, parts = batch_loss(model, x, pos[idx], rmat[idx], cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.detach())
+        step = epoch * steps_per_epoch + k
+        if k % 10 == 0:
+            writer.add_scalar("train/loss", loss.item(), step)
+            for name, v in parts.items():
+                writer.add_scalar(f"train/{name}", v, step)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return torch.stack(losses).cpu().tolist()
+
+
+def _start_learners(cfg: TrainConfig, stack: contextlib.ExitStack, images: np.ndarray, pos: torch.Tensor,
+                    rmat: torch.Tensor, tr: np.ndarray, out: Path, start_epoch: int, model, opt,
+                    pool: WorkerPool | None, delay_fn: Callable[[int, int], float] | None) -> DataParallelSGD | None:
+    """Spawn (or take from ``pool``) the K + B learners for the whole run; None when learners=1."""
+    if cfg.learners == 1 and cfg.backup == 0:
+        return None
+    from ml_extras.sync_sgd import DataParallelSGD
+
+    scratch = Path(tempfile.mkdtemp(prefix=".learners-", dir=out))
+    stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+    images_path = scratch / "images.npy"
+    np.save(images_path, images)
+    batches = AugmentedShards(str(images_path), pos.cpu(), rmat.cpu(), np.asarray(tr), cfg.batch_size // cfg.learners,
+                              cfg.augment, cfg.seed, offset=start_epoch)
+    learners = DataParallelSGD(model, opt, BatchLoss(cfg), batches, workers=cfg.learners, backup=cfg.backup,
+                               mode="sync", delay_fn=delay_fn, worker_timeout=cfg.learner_timeout,
+                               worker_threads=cfg.threads, worker_device=cfg.device, seed=cfg.seed, pool=pool)
+    return stack.enter_context(learners)
+
+
+def _parallel_epoch(learners: DataParallelSGD, sched, writer, bar, epoch: int, steps_per_epoch: int) -> list[float]:
+    """One epoch of data-parallel steps; scheduler, TensorBoard and the bar advance after each."""
+    first = learners.step_count
+    losses: list[float] = []
+
+    def on_step(step: int, model: torch.nn.Module) -> None:
+        sched.step()
+        k = step - first
+        loss = learners.result.steps[-1].mean_loss
+        losses.append(loss)
+        bar.update(1)
+        if k % 10 == 0:
+            writer.add_scalar("train/loss", loss, epoch * steps_per_epoch + k)
+            bar.set_postfix(loss=f"{loss:.3f}", learners=learners.num_workers - len(learners.result.dropped))
+
+    learners.train(steps_per_epoch, on_step=on_step)
+    writer.add_scalar("learners/dropped", len(learners.result.dropped), epoch)
+    writer.add_scalar("learners/discarded_late", learners.result.discarded_late, epoch)
+    return losses
+
+
+def _recalibration_batches(cfg: TrainConfig, images: np.ndarray, tr: np.ndarray, gen: torch.Generator,
+                           device: torch.device) -> list[torch.Tensor]:
+    """Augmented training batches (as the learners see them) for :func:`recalibrate_batchnorm`."""
+    perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
+    n = min(BN_RECALIBRATION_BATCHES, math.ceil(len(tr) / cfg.batch_size))
+    return [augment(torch.from_numpy(ImagePipeline.to_input(images[perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]])),
+                    cfg.augment, gen).to(device) for k in range(n)]
 
 
 def _image_size(data: Path) -> int:
