@@ -93,8 +93,8 @@ class DactylCallback(BaseCallback):
             self.episodes.append((successes, bool(info["dropped"])))
             if t.curriculum is not None and t.curriculum.record(successes):
                 t.apply_curriculum()
-                if self.verbose or True:
-                    print(f"\n[curriculum] step {self.model.num_timesteps}: goals '{t.curriculum.goal_mode}'")
+                print(f"\n[curriculum] step {self.model.num_timesteps}: stage {t.curriculum.stage}, "
+                      f"goals '{t.curriculum.goal_mode}', randomization {t.curriculum.strength}")
         if self.model.num_timesteps - self._last_save >= t.cfg.checkpoint_every:
             t.save()
             self._last_save = self.model.num_timesteps
