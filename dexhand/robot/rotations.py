@@ -62,6 +62,11 @@ def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def from_axis_angle(axis: np.ndarray, angle: np.ndarray | float) -> np.ndarray:
+    if np.ndim(angle) == 0 and np.ndim(axis) == 1:  # hot path (per-step noise): scalar maths
+        x, y, z = (float(v) for v in axis)
+        norm = math.sqrt(x * x + y * y + z * z)
+        s = math.sin(0.5 * float(angle)) / norm
+        return np.array([math.cos(0.5 * float(angle)), x * s, y * s, z * s])
     axis = np.asarray(axis, dtype=np.float64)
     axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
     half = 0.5 * np.asarray(angle, dtype=np.float64)[..., None]
