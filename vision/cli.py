@@ -33,14 +33,20 @@ def cmd_gen(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace):
+    """The TrainConfig of ``dexhand vision train``: YAML, then overrides, then --learners/--backup."""
     from sim.configio import load_yaml
     from vision.config import TrainConfig
-    from vision.train import train
 
     flags = [f"{name}={value}" for name, value in (("learners", args.learners), ("backup", args.backup))
              if value is not None]
-    cfg = load_yaml(TrainConfig, args.config or CONFIG_DIR / "train.yaml", [*args.overrides, *flags])
+    return load_yaml(TrainConfig, args.config or CONFIG_DIR / "train.yaml", [*args.overrides, *flags])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vision.train import train
+
+    cfg = train_config(args)
     if cfg.learners > 1 or cfg.backup > 0:  # a dropped learner is reported through logging
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = "dexhand vision " + shlex.join(args.argv)

@@ -108,6 +108,21 @@ def test_recurrent_policy_is_refused():
     use_learners(trainer, learners=1, backup=0)  # nothing to do: the model is left alone
 
 
+def test_vision_learner_flags_and_validation():
+    from sim.configio import ConfigError
+    from vision.cli import build_parser, train_config
+
+    parse = build_parser().parse_args
+    cfg = train_config(parse(["train", "--data", "d", "--out", "o", "--learners", "3", "--backup", "2", "epochs=2"]))
+    assert (cfg.learners, cfg.backup, cfg.epochs) == (3, 2, 2)
+    assert train_config(parse(["train", "--data", "d", "--out", "o", "learners=2"])).learners == 2
+    assert train_config(parse(["train", "--data", "d", "--out", "o"])).learners == 1
+    for flags, field in ((["--learners", "0"], "learners"), (["--backup", "-1"], "backup"),
+                         (["--learners", "4", "batch_size=2"], "batch_size"), (["learner_timeout=0"], "learner_timeout")):
+        with pytest.raises(ConfigError, match=field):
+            train_config(parse(["train", "--data", "d", "--out", "o", *flags]))
+
+
 def test_vision_learners_lower_loss_and_survive_a_dead_learner(tmp_path, pool, caplog):
     from ml_extras.sync_sgd import Faults
     from sim.configio import apply_overrides
