@@ -105,7 +105,18 @@ def gymnasium_robotics_rate(seconds: float) -> tuple[float | None, str]:
 
         return _steps_per_second(chunk, seconds), "ok"
     except Exception as exc:  # its env code breaks on newer MuJoCo; report, do not crash
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        return None, _failure_reason(exc)
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """One line naming why the peer env failed; a bare assert has no message, so name where it fired."""
+    first_line = (str(exc).splitlines() or [""])[0][:160]
+    if first_line:
+        return f"{type(exc).__name__}: {first_line}"
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__} at {frame.filename.rsplit('site-packages/', 1)[-1]}:{frame.lineno}: {frame.line}"
 
 
 def run(seconds: float = 3.0, n_envs: int | None = None) -> dict[str, Any]:
