@@ -131,6 +131,8 @@ def run(seconds: float = 3.0, n_envs: int | None = None) -> dict[str, Any]:
     random_1 = env_rate(True, seconds)
     thread_1core = vec_rate(n_envs, "thread", 1, True, seconds)
     thread_all = vec_rate(n_envs, "thread", cores, True, seconds)
+    process_1core = vec_rate(n_envs, "process", 1, True, seconds)
+    process_all = vec_rate(n_envs, "process", cores, True, seconds)
     subproc_all = vec_rate(n_envs, "subprocess", cores, True, seconds)
     gr_rate, gr_status = gymnasium_robotics_rate(seconds)
     results = {
@@ -148,6 +150,9 @@ def run(seconds: float = 3.0, n_envs: int | None = None) -> dict[str, Any]:
         "vec_thread_all_cores": thread_all,
         "vec_subprocess_all_cores": subproc_all,
         "thread_scaling_1_to_all": thread_all / thread_1core,
+        "vec_process_1core": process_1core,
+        "vec_process_all_cores": process_all,
+        "process_scaling_1_to_all": process_all / process_1core,
         "gymnasium_robotics_steps_per_s": gr_rate,
         "gymnasium_robotics_status": gr_status,
         # Its control period is 0.04 s: two of its steps cover one of ours.
@@ -167,7 +172,11 @@ def print_results(r: dict[str, Any]) -> None:
         {"figure": f"{r['n_envs']} envs, threads, 1 core", "value": r["vec_thread_1core"]},
         {"figure": f"{r['n_envs']} envs, threads, {r['cores']} cores", "value": r["vec_thread_all_cores"]},
         {"figure": f"{r['n_envs']} envs, subprocesses, {r['cores']} cores", "value": r["vec_subprocess_all_cores"]},
-        {"figure": f"thread scaling 1 -> {r['cores']} cores (target >= 1.8x at 2)", "value": r["thread_scaling_1_to_all"]},
+        {"figure": f"thread scaling 1 -> {r['cores']} cores", "value": r["thread_scaling_1_to_all"]},
+        {"figure": f"{r['n_envs']} envs, process batches, 1 process", "value": r["vec_process_1core"]},
+        {"figure": f"{r['n_envs']} envs, process batches, {r['cores']} processes", "value": r["vec_process_all_cores"]},
+        {"figure": f"process scaling 1 -> {r['cores']} cores (target >= 1.8x at 2)",
+         "value": r["process_scaling_1_to_all"]},
     ]
     if r["gymnasium_robotics_steps_per_s"] is not None:
         rows.append({"figure": "gymnasium-robotics HandManipulateBlock steps/s (0.04 s)",

@@ -52,14 +52,16 @@ class TrainConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     adr: AdrConfig = field(default_factory=AdrConfig)
     n_envs: int = 8
-    vec_backend: Literal["thread", "subprocess", "serial"] = "thread"
+    vec_backend: Literal["thread", "process", "subprocess", "serial"] = "thread"
     n_workers: int | None = None  # threads/processes; default: all cores
     total_timesteps: int = 1_000_000
     checkpoint_every: int = 50_000  # env steps
     normalize_observations: bool = True
     seed: int = 0
     device: str = "cpu"
-    torch_threads: int = 1  # the envs use the other cores
+    torch_threads: int = 1  # while collecting: the envs use the other cores
+    # Torch threads for the PPO update, when the envs are idle; None: all cores.
+    update_threads: int | None = None
     # Rollouts on a Ray cluster (dexhand.scale): an address, or "local" to start Ray on this machine.
     # Each actor steps envs_per_actor envs with threads; n_workers and vec_backend then do not apply.
     ray_address: str | None = None
@@ -70,7 +72,9 @@ class TrainConfig:
             raise ConfigError("n_envs: must be >= 1")
         if self.total_timesteps < 1 or self.checkpoint_every < 1:
             raise ConfigError("total_timesteps and checkpoint_every must be >= 1")
-        if self.adr.enabled and self.vec_backend == "subprocess":
+        if self.torch_threads < 1 or (self.update_threads is not None and self.update_threads < 1):
+            raise ConfigError("torch_threads and update_threads: must be >= 1")
+        if self.adr.enabled and self.vec_backend in ("subprocess", "process"):
             raise ConfigError("adr.enabled: ADR shares one state between envs and needs vec_backend thread or serial")
         if self.envs_per_actor < 1:
             raise ConfigError(f"envs_per_actor: must be >= 1, got {self.envs_per_actor}")
@@ -80,6 +84,6 @@ class TrainConfig:
             if self.adr.enabled:
                 raise ConfigError("adr.enabled: ADR shares one state between envs in one process and cannot "
                                   "run with ray_address; unset one of them")
-            if self.vec_backend == "subprocess":
+            if self.vec_backend in ("subprocess", "process"):
                 raise ConfigError("vec_backend: Ray actors step their envs with threads; "
-                                  "vec_backend 'subprocess' cannot be combined with ray_address")
+                                  f"vec_backend {self.vec_backend!r} cannot be combined with ray_address")

@@ -11,7 +11,12 @@ optimizer moments, normalization statistics, RNG streams, curriculum and ADR con
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +86,7 @@ class DactylCallback(BaseCallback):
         self._last_save = self.model.num_timesteps
 
     def _on_rollout_start(self) -> None:
+        th.set_num_threads(self.trainer.cfg.torch_threads)  # the envs need the cores now
         self._rollout_start = time.perf_counter()
         self._rollout_steps = self.model.num_timesteps
 
@@ -102,6 +108,7 @@ class DactylCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         t = self.trainer
+        th.set_num_threads(t.update_threads)  # the envs idle during the update: give it every core
         rollout_time = time.perf_counter() - self._rollout_start
         self.logger.record("time/rollout_env_steps_per_s",
                            (self.model.num_timesteps - self._rollout_steps) / max(rollout_time, 1e-9))
@@ -132,12 +139,30 @@ class TrainResult:
     checkpoint: Path
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a cluster scheduler's pre-emption) saves a checkpoint as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> None:
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.curriculum = GoalCurriculum(cfg.curriculum) if cfg.curriculum.enabled else None
         self.adr = AutomaticDomainRandomization(cfg.adr, RANDOMIZATION_GROUPS) if cfg.adr.enabled else None
         self.recent_successes: list[float] = []
+        self.update_threads = cfg.update_threads or os.cpu_count() or 1
         th.set_num_threads(cfg.torch_threads)
         found = checkpoint.latest(self.run_dir) if resume else None
         if resume and found is None:
@@ -200,9 +225,10 @@ class Trainer:
         start_steps, start = self.model.num_timesteps, time.perf_counter()
         callback = DactylCallback(self)
         try:
-            if remaining > 0:
-                self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed,
-                                 progress_bar=self.progress, tb_log_name="ppo")
+            with _sigterm_as_interrupt():
+                if remaining > 0:
+                    self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed,
+                                     progress_bar=self.progress, tb_log_name="ppo")
         except KeyboardInterrupt:
             saved = self.save()
             print(f"\n[train] interrupted: saved {saved.path}; continue with --resume")

@@ -147,3 +147,32 @@ def test_checkpoint_policy_runs_an_episode(lstm_run):
     result = run_episode(env, CheckpointPolicy(lstm_run), seed=0, max_steps=10)
     assert result.steps >= 1
     env.close()
+
+
+def test_sigterm_saves_a_checkpoint_that_resume_continues(tmp_path):
+    """A scheduler's SIGTERM (or plain ``kill``) must not lose the steps since the last interval."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import TINY
+
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dexhand.cli", "train", "smoke", "--run-dir", str(run_dir), "--no-progress",
+           *TINY, "net.recurrent=false", "total_timesteps=1000000", "checkpoint_every=1000000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run_dir / "tb").rglob("events.out.tfevents.*")):  # learning has begun
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else ""
+            time.sleep(0.2)
+        time.sleep(2.0)  # a few rollouts
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert "interrupted: saved" in out, out
+    saved = checkpoint.latest(run_dir)
+    assert saved is not None and saved.load_state()["num_timesteps"] > 0

@@ -43,3 +43,21 @@ def test_worker_errors_surface_in_the_caller():
 def test_bad_backend_is_named():
     with pytest.raises(ValueError, match="backend"):
         make_vec_env(1, backend="gpu")
+
+
+def test_process_batches_equal_serial_step_for_step():
+    for a, b in zip(run("process"), run("serial")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_process_batches_route_env_methods_and_surface_worker_errors():
+    vec = make_vec_env(3, backend="process", n_workers=2, seed=0)
+    try:
+        vec.reset()
+        vec.env_method("set_goal_mode", "faces", indices=[2])
+        modes = [cfg.task.goal_mode for cfg in vec.get_attr("cfg")]
+        assert modes == ["full", "full", "faces"]
+        with pytest.raises(ValueError, match="NaN"):
+            vec.step(np.full((3, 20), np.nan, dtype=np.float32))
+    finally:
+        vec.close()
