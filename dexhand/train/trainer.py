@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from dexhand.train import checkpoint
 from dexhand.train.adr import AutomaticDomainRandomization
-from dexhand.train.config import TrainConfig
+from dexhand.train.config import PPOConfig, TrainConfig
 from dexhand.train.curriculum import GoalCurriculum
 from dexhand.train.networks import AsymmetricLstmPolicy, AsymmetricPolicy
 from sim.configio import to_dict
@@ -58,6 +58,12 @@ def policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.net.recurrent:
         kw["lstm_hidden_size"] = cfg.net.lstm_hidden
     return kw
+
+
+def ppo_kwargs(p: PPOConfig) -> dict[str, Any]:
+    return {"n_steps": p.n_steps, "batch_size": p.batch_size, "n_epochs": p.n_epochs, "learning_rate": p.learning_rate,
+            "gamma": p.gamma, "gae_lambda": p.gae_lambda, "clip_range": p.clip_range, "ent_coef": p.ent_coef,
+            "vf_coef": p.vf_coef, "max_grad_norm": p.max_grad_norm, "target_kl": p.target_kl}
 
 
 def build_envs(cfg: TrainConfig, seed: int) -> VecEnv:
@@ -178,8 +184,10 @@ class Trainer:
             self.envs = VecNormalize(envs, norm_obs=cfg.normalize_observations, norm_reward=False, clip_obs=10.0)
         algo, policy = algorithm(cfg)
         if found:
+            # The config's PPO settings win over the checkpoint's, so `--resume ppo.learning_rate=1e-4`
+            # does what it says; weights, optimizer moments and step count come from the checkpoint.
             self.model = algo.load(found.model, env=self.envs, device=cfg.device,
-                                   tensorboard_log=str(self.run_dir / "tb"))
+                                   tensorboard_log=str(self.run_dir / "tb"), **ppo_kwargs(cfg.ppo))
             if self.curriculum and state.get("curriculum"):
                 self.curriculum.load_state_dict(state["curriculum"])
             if self.adr and state.get("adr"):
@@ -187,11 +195,8 @@ class Trainer:
             checkpoint.restore_rng(state["rng"])
             print(f"[train] resumed from {found.path} at {self.model.num_timesteps} steps")
         else:
-            p = cfg.ppo
             self.model = algo(
-                policy, self.envs, n_steps=p.n_steps, batch_size=p.batch_size, n_epochs=p.n_epochs,
-                learning_rate=p.learning_rate, gamma=p.gamma, gae_lambda=p.gae_lambda, clip_range=p.clip_range,
-                ent_coef=p.ent_coef, vf_coef=p.vf_coef, max_grad_norm=p.max_grad_norm, target_kl=p.target_kl,
+                policy, self.envs, **ppo_kwargs(cfg.ppo),
                 policy_kwargs=policy_kwargs(cfg), tensorboard_log=str(self.run_dir / "tb"), seed=cfg.seed,
                 device=cfg.device, verbose=0,
             )

@@ -76,6 +76,25 @@ def test_resume_restores_weights_optimizer_normalizer_and_schedules(tmp_path):
     second.close()
 
 
+def test_resume_applies_the_configs_ppo_settings(tmp_path):
+    """`--resume ppo.learning_rate=...` must change the run, not be silently replaced by the checkpoint's."""
+    cfg = tiny_config("net.recurrent=false", "total_timesteps=128")
+    first = Trainer(cfg, tmp_path, progress=False)
+    first.train()
+    params = {k: v.clone() for k, v in first.model.policy.state_dict().items()}
+    first.close()
+    changed = tiny_config("net.recurrent=false", "ppo.learning_rate=0.000123", "ppo.n_steps=96", "ppo.n_epochs=3")
+    second = Trainer(changed, tmp_path, resume=True, progress=False)
+    assert second.model.n_steps == 96 and second.model.rollout_buffer.buffer_size == 96
+    assert second.model.n_epochs == 3 and second.model.lr_schedule(1.0) == 0.000123
+    for k, v in second.model.policy.state_dict().items():
+        assert th.equal(v, params[k]), k  # the weights still come from the checkpoint
+    result = second.train(128 + 2 * 96)
+    assert result.num_timesteps == 128 + 2 * 96
+    assert second.model.policy.optimizer.param_groups[0]["lr"] == 0.000123
+    second.close()
+
+
 def test_checkpoint_pointer_only_moves_after_a_complete_write(tmp_path, lstm_run):
     found = checkpoint.latest(lstm_run)
     assert found is not None and found.model.is_file() and found.normalizer.is_file() and found.state.is_file()
