@@ -6,6 +6,7 @@ their sources). Load with ``sim.configio.load_yaml(EnvConfig, path, overrides)``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,6 +70,9 @@ class TaskConfig:
     success_threshold: float = 0.4  # rad of rotation distance
     max_consecutive_successes: int = 50
     goal_timeout_steps: int = 400  # control steps allowed per goal (robogym default)
+    # Goals within this rotation (rad) of the cube; pi (Dactyl) leaves the goal mode's distribution
+    # as it is. Curricula start small (curriculum.goal_angle_per_stage).
+    goal_max_angle: float = math.pi
     drop_height: float = 0.08  # m below the cube's start height that counts as a drop
     action_mode: Literal["continuous", "discrete"] = "continuous"
     action_bins: int = 11
@@ -82,6 +86,8 @@ class TaskConfig:
             raise ConfigError(f"task.success_threshold: {self.success_threshold} rad is outside (0, 3.15]")
         if self.action_bins < 2:
             raise ConfigError(f"task.action_bins: need >= 2 bins, got {self.action_bins}")
+        if not 0 < self.goal_max_angle <= math.pi + 1e-3:
+            raise ConfigError(f"task.goal_max_angle: {self.goal_max_angle} rad is outside (0, pi]")
         if self.goal_timeout_steps < 1:
             raise ConfigError("task.goal_timeout_steps: must be >= 1")
         if self.action_scale <= 0:

@@ -145,6 +145,18 @@ class CubeReorientEnv(gym.Env):
             raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
         self.cfg.task.goal_mode = mode
 
+    def set_goal_max_angle(self, angle: float) -> None:
+        """Goals within ``angle`` rad of the cube (a curriculum's easy stages); pi is Dactyl's task."""
+        if not 0.0 < angle <= np.pi + 1e-3:
+            raise ValueError(f"goal max angle {angle} rad is outside (0, pi]")
+        self.cfg.task.goal_max_angle = float(angle)
+
+    def _sample_goal(self, rng: np.random.Generator, cube_quat: np.ndarray) -> np.ndarray:
+        task = self.cfg.task
+        # Near goals start just outside the success radius, so none is reached without moving.
+        return sample_goal(task.goal_mode, rng, cube_quat, max_angle=task.goal_max_angle,
+                           min_angle=min(task.success_threshold, task.goal_max_angle))
+
     def set_randomization_strength(self, strength: float) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"randomization strength {strength} is outside [0, 1]")
@@ -223,7 +235,7 @@ class CubeReorientEnv(gym.Env):
         self._start_height = float(self.data.qpos[self.ids.cube_qpos + 2])
         self._previous_action = np.zeros(self.model.nu)
         cube_quat = self._cube_quat()
-        goal = sample_goal(self.cfg.task.goal_mode, rng, cube_quat)
+        goal = self._sample_goal(rng, cube_quat)
         if options and "goal" in options:
             goal = rotations.normalize(np.asarray(options["goal"], dtype=np.float64))
         self._task = TaskState(goal=goal, previous_distance=float(rotations.distance(cube_quat, goal)))
@@ -292,7 +304,7 @@ class CubeReorientEnv(gym.Env):
         drop = self._start_height - float(d.qpos[ids.cube_qpos + 2])
         outcome = evaluate_step(self.cfg.task, self._task, cube_quat, drop)
         if outcome.success and not outcome.terminated:
-            self._task.goal = sample_goal(self.cfg.task.goal_mode, rng, cube_quat)
+            self._task.goal = self._sample_goal(rng, cube_quat)
             self._task.previous_distance = float(rotations.distance(cube_quat, self._task.goal))
         truncated = outcome.truncated or self._episode_steps >= self.cfg.max_episode_steps
         if (outcome.terminated or truncated) and self.schedule is not None:

@@ -8,6 +8,7 @@ episode and resets the count of consecutive successes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -17,15 +18,29 @@ GOAL_MODES = ("full", "faces", "z")
 FACE_ORIENTATIONS = rotations.face_aligned_orientations()
 
 
-def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None = None) -> np.ndarray:
-    """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``."""
+def sample_goal(mode: str, rng: np.random.Generator, current: Optional[np.ndarray] = None,
+                max_angle: float = np.pi, min_angle: float = 0.0) -> np.ndarray:
+    """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``.
+
+    ``max_angle`` < pi makes goals near ``current`` (a curriculum's easy stages): "z" yaws by an angle
+    of magnitude in [min_angle, max_angle], "full" turns about a random axis by such an angle;
+    "faces" ignores it. At pi every mode is Dactyl's distribution.
+    """
+    base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
+    limited = max_angle < np.pi
+    if limited and not 0.0 <= min_angle <= max_angle:
+        raise ValueError(f"goal angles: need 0 <= min_angle <= max_angle, got {min_angle}, {max_angle}")
+    angle = rng.uniform(min_angle, max_angle) * rng.choice((-1.0, 1.0)) if limited else 0.0
     if mode == "full":
-        return rotations.random_uniform(rng)
+        if not limited:
+            return rotations.random_uniform(rng)
+        axis = rng.normal(size=3)
+        turn = rotations.from_axis_angle(axis / np.linalg.norm(axis), angle)
+        return rotations.normalize(rotations.multiply(turn, base))
     if mode == "faces":
         return FACE_ORIENTATIONS[rng.integers(len(FACE_ORIENTATIONS))].copy()
     if mode == "z":
-        base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
-        yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
+        yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), angle if limited else rng.uniform(-np.pi, np.pi))
         return rotations.normalize(rotations.multiply(yaw, base))
     raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
 

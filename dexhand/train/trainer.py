@@ -106,7 +106,8 @@ class DactylCallback(BaseCallback):
             if t.curriculum is not None and t.curriculum.record(successes):
                 t.apply_curriculum()
                 print(f"\n[curriculum] step {self.model.num_timesteps}: stage {t.curriculum.stage}, "
-                      f"goals '{t.curriculum.goal_mode}', randomization {t.curriculum.strength}")
+                      f"goals '{t.curriculum.goal_mode}' within {t.curriculum.goal_max_angle:.2f} rad, "
+                      f"randomization {t.curriculum.strength}")
         if self.model.num_timesteps - self._last_save >= t.cfg.checkpoint_every:
             t.save()
             self._last_save = self.model.num_timesteps
@@ -128,6 +129,7 @@ class DactylCallback(BaseCallback):
             self.episodes.clear()
         if t.curriculum is not None:
             self.logger.record("curriculum/stage", t.curriculum.stage)
+            self.logger.record("curriculum/goal_max_angle", t.curriculum.goal_max_angle)
         if t.adr is not None:
             self.logger.record("adr/mean_strength", t.adr.mean_strength())
             self.logger.record("adr/changes", t.adr.changes)
@@ -209,6 +211,7 @@ class Trainer:
         if self.curriculum is None:
             return
         self.envs.env_method("set_goal_mode", self.curriculum.goal_mode)
+        self.envs.env_method("set_goal_max_angle", self.curriculum.goal_max_angle)
         if self.adr is None:
             self.envs.env_method("set_randomization_strength", self.curriculum.strength)
 

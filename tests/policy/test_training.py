@@ -113,6 +113,30 @@ def test_curriculum_advances_on_success():
     assert cur.goal_mode == "full"  # and stays at the last stage
 
 
+def test_curriculum_widens_the_goal_angle_and_the_trainer_applies_it(tmp_path):
+    import math
+
+    import pytest
+
+    from sim.configio import ConfigError
+
+    cur = GoalCurriculum(CurriculumConfig(stages=["z", "z"], strength_per_stage=[0.0, 0.0], advance_at=1.0,
+                                          window=2, goal_angle_per_stage=[0.8, math.pi]))
+    assert cur.goal_max_angle == 0.8
+    assert [cur.record(2.0) for _ in range(2)] == [False, True] and cur.goal_max_angle == math.pi
+    assert GoalCurriculum(CurriculumConfig()).goal_max_angle == math.pi  # default: the full task
+    with pytest.raises(ConfigError, match="goal_angle_per_stage"):
+        CurriculumConfig(stages=["z"], strength_per_stage=[0.0], goal_angle_per_stage=[0.5, 1.0]).validate()
+    cfg = tiny_config("net.recurrent=false", "curriculum.enabled=true", "curriculum.stages=[z, z]",
+                      "curriculum.strength_per_stage=[0.0, 0.0]", "curriculum.goal_angle_per_stage=[0.7, 3.1416]")
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    assert [c.task.goal_max_angle for c in trainer.envs.get_attr("cfg")] == [0.7, 0.7]
+    trainer.curriculum.stage = 1
+    trainer.apply_curriculum()
+    assert [c.task.goal_max_angle for c in trainer.envs.get_attr("cfg")] == [math.pi, math.pi]
+    trainer.close()
+
+
 def test_adr_widens_on_success_and_narrows_on_failure():
     adr = AutomaticDomainRandomization(AdrConfig(enabled=True, boundary_probability=1.0, buffer_size=3,
                                                  widen_at=2.0, narrow_at=0.5, step=0.25), ["gravity", "forces"])

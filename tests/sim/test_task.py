@@ -71,3 +71,38 @@ def test_goal_modes():
     assert rotations.distance(full, IDENTITY).mean() == pytest.approx(np.pi / 2 + 2 / np.pi, abs=0.05)
     with pytest.raises(ValueError, match="goal mode"):
         sample_goal("sideways", rng)
+
+
+def test_near_goals_lie_between_the_min_and_max_angle_of_the_cube():
+    rng = np.random.default_rng(3)
+    current = rotations.random_uniform(rng)
+    for mode in ("z", "full"):
+        d = np.array([rotations.distance(current, sample_goal(mode, rng, current, max_angle=1.0, min_angle=0.4))
+                      for _ in range(500)])
+        assert d.min() >= 0.4 - 1e-9 and d.max() <= 1.0 + 1e-9, mode
+        assert d.max() - d.min() > 0.4, mode  # spread over the range, not one fixed angle
+    yaw_axis = np.array([0.0, 0.0, 1.0])
+    for _ in range(50):  # z goals stay yaws of the cube: the vertical axis is unchanged
+        goal = sample_goal("z", rng, current, max_angle=1.0, min_angle=0.4)
+        rel = rotations.multiply(goal, rotations.conjugate(current))
+        assert abs(abs(rel[0]) - 1.0) < 1e-9 or np.allclose(np.abs(rel[1:]) / np.linalg.norm(rel[1:]), yaw_axis)
+    with pytest.raises(ValueError, match="min_angle"):
+        sample_goal("z", rng, current, max_angle=0.5, min_angle=0.8)
+
+
+def test_env_goals_follow_the_max_angle_and_start_outside_the_success_radius():
+    from sim.env import CubeReorientEnv
+
+    env = CubeReorientEnv(overrides=["randomization.enabled=false", "task.goal_mode=z", "task.goal_max_angle=0.9"])
+    for seed in range(5):
+        env.reset(seed=seed)
+        assert 0.4 - 1e-6 <= env._task.previous_distance <= 0.9 + 1e-6
+    env.set_goal_max_angle(np.pi)
+    far = []
+    for seed in range(20):
+        env.reset(seed=seed)
+        far.append(env._task.previous_distance)
+    assert max(far) > 0.9
+    with pytest.raises(ValueError, match="max angle"):
+        env.set_goal_max_angle(0.0)
+    env.close()
