@@ -8,7 +8,6 @@ episode and resets the count of consecutive successes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -18,7 +17,7 @@ GOAL_MODES = ("full", "faces", "z")
 FACE_ORIENTATIONS = rotations.face_aligned_orientations()
 
 
-def sample_goal(mode: str, rng: np.random.Generator, current: Optional[np.ndarray] = None,
+def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None = None,
                 max_angle: float = np.pi, min_angle: float = 0.0) -> np.ndarray:
     """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``.
 
