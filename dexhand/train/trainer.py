@@ -109,8 +109,13 @@ class DactylCallback(BaseCallback):
                       f"goals '{t.curriculum.goal_mode}' within {t.curriculum.goal_max_angle:.2f} rad, "
                       f"randomization {t.curriculum.strength}")
         if self.model.num_timesteps - self._last_save >= t.cfg.checkpoint_every:
-            t.save()
+            saved = t.save()
             self._last_save = self.model.num_timesteps
+            if not t.progress:  # logs get one line per checkpoint instead of a progress bar
+                recent = t.recent_successes[-100:]
+                mean = f"{np.mean(recent):.2f}" if recent else "n/a"
+                print(f"[train] step {self.model.num_timesteps}: saved {saved.path.name}, consecutive successes "
+                      f"(last {len(recent)} episodes) mean {mean}", flush=True)
         return True
 
     def _on_rollout_end(self) -> None:
