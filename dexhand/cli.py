@@ -126,6 +126,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curve(args: argparse.Namespace) -> int:
+    from dexhand.report import format_table
+    from dexhand.train.curve import summarize
+
+    tb = args.run_dir / "tb"
+    if not tb.is_dir():
+        raise FileNotFoundError(f"no TensorBoard logs under {tb}: is {args.run_dir} a training run folder?")
+    png = args.png or args.run_dir / "curve.png"
+    summary = summarize(tb, png)
+    if not summary:
+        raise FileNotFoundError(f"{tb} holds none of the curve's scalars yet (the first rollout writes them)")
+    rows = [{"scalar": tag, **{k: v for k, v in s.items()}} for tag, s in summary.items()]
+    print(format_table(rows, title=f"training curve of {args.run_dir}"))
+    print(f"plot: {png}")
+    if args.json:
+        write_json(args.json, summary)
+    return 0
+
+
 # Each benchmark is a module in dexhand.bench with run(seconds=...) -> dict and print_results(dict).
 BENCHMARKS = {
     "sim": "simulation",
@@ -232,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="training run folder, checkpoint folder or model.zip")
     p.add_argument("out", type=Path, help="output .onnx path (the metadata goes next to it as .json)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("curve", help="summarize a training run's curve: a table, a PNG and a JSON",
+                       description="Read RUN_DIR/tb and print first/last/max of the task scalars "
+                                   "(consecutive successes, drop rate, return, curriculum stage, fps); "
+                                   "plot them to a PNG.")
+    p.add_argument("run_dir", type=Path, help="training run folder (the one given to dexhand train --run-dir)")
+    p.add_argument("--png", type=Path, help="plot path (default RUN_DIR/curve.png)")
+    p.add_argument("--json", type=Path, help="also write the summary as JSON")
+    p.set_defaults(func=cmd_curve)
 
     p = sub.add_parser("bench", help="benchmarks that print figures",
                        description="Benchmarks that print figures. sim: env steps/s vs MuJoCo's raw ceiling "

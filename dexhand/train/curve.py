@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CURVE_TAGS = ("task/consecutive_successes_mean", "task/drop_rate", "rollout/ep_rew_mean", "curriculum/stage",
-              "time/fps")
+              "curriculum/goal_max_angle", "time/fps")
 
 
 def read_scalars(tb_dir: Path, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, list[tuple[int, float]]]:
@@ -39,7 +41,12 @@ def summarize(tb_dir: Path, png: Path | None = None) -> dict[str, Any]:
 
         fig, axes = plt.subplots(1, len(scalars), figsize=(4 * len(scalars), 3))
         for ax, (tag, points) in zip(axes if len(scalars) > 1 else [axes], scalars.items()):
-            ax.plot([p[0] for p in points], [p[1] for p in points])
+            steps, values = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(steps, values, alpha=0.35, lw=0.8)
+            k = max(1, len(values) // 40)  # a running mean: rollout-to-rollout noise hides the trend
+            if k > 1:
+                kernel = np.ones(k) / k
+                ax.plot(steps[k - 1:], np.convolve(values, kernel, mode="valid"), lw=1.6)
             ax.set_title(tag, fontsize=9)
             ax.set_xlabel("env steps")
         fig.tight_layout()
