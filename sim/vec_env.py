@@ -237,10 +237,11 @@ class ProcessBatchVecEnv(VecEnv):
     def close(self) -> None:
         if self.closed:
             return
-        try:
-            self._ask([(w, ("close", None)) for w in range(self.n_processes)])
-        except (BrokenPipeError, EOFError):
-            pass
+        if all(proc.is_alive() for proc in self._processes):
+            try:
+                self._ask([(w, ("close", None)) for w in range(self.n_processes)])
+            except RuntimeError:  # one died while closing: the rest are terminated below
+                pass
         for proc in self._processes:
             proc.join(timeout=5)
             if proc.is_alive():

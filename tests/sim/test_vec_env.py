@@ -61,3 +61,15 @@ def test_process_batches_route_env_methods_and_surface_worker_errors():
             vec.step(np.full((3, 20), np.nan, dtype=np.float32))
     finally:
         vec.close()
+
+
+def test_a_dead_process_batch_is_named_not_a_hang():
+    vec = make_vec_env(2, backend="process", n_workers=2, seed=0)
+    try:
+        vec.reset()
+        vec._processes[1].kill()
+        vec._processes[1].join(timeout=10)
+        with pytest.raises(RuntimeError, match=r"worker 1 \(pid \d+, exit code -9\) died"):
+            vec.step(np.zeros((2, 20), dtype=np.float32))
+    finally:
+        vec.close()
