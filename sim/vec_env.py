@@ -2,7 +2,7 @@
 
 MuJoCo's ``mj_step`` releases the GIL, so a few threads each stepping a slice of the envs run the
 physics in parallel without pickling. The env's Python (observations, randomizers, task logic)
-still holds the GIL, which caps threads near 1.3x on 2 cores; ``ProcessBatchVecEnv`` runs one
+still holds the GIL, which held threads to 1.4-1.6x on 2 cores; ``ProcessBatchVecEnv`` runs one
 process per core, each stepping its slice serially, with one pipe round trip per process per step
 (SB3's SubprocVecEnv pays one per env). ``dexhand bench sim`` compares them on the machine at hand.
 """
