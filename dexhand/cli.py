@@ -137,7 +137,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
     summary = summarize(tb, png)
     if not summary:
         raise FileNotFoundError(f"{tb} holds none of the curve's scalars yet (the first rollout writes them)")
-    rows = [{"scalar": tag, **{k: v for k, v in s.items()}} for tag, s in summary.items()]
+    rows = [{"scalar": tag, **s} for tag, s in summary.items()]
     print(format_table(rows, title=f"training curve of {args.run_dir}"))
     print(f"plot: {png}")
     if args.json:

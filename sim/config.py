@@ -13,6 +13,8 @@ from typing import Literal
 from sim.configio import ConfigError
 
 GoalMode = Literal["full", "faces", "z"]
+# Largest goal angle a config may ask for (rad): pi, with room for a YAML's 3.1416.
+GOAL_ANGLE_LIMIT = math.pi + 1e-3
 
 
 def _check_range(name: str, rng: tuple[float, float], lowest: float | None = None) -> None:
@@ -86,7 +88,7 @@ class TaskConfig:
             raise ConfigError(f"task.success_threshold: {self.success_threshold} rad is outside (0, 3.15]")
         if self.action_bins < 2:
             raise ConfigError(f"task.action_bins: need >= 2 bins, got {self.action_bins}")
-        if not 0 < self.goal_max_angle <= math.pi + 1e-3:
+        if not 0 < self.goal_max_angle <= GOAL_ANGLE_LIMIT:
             raise ConfigError(f"task.goal_max_angle: {self.goal_max_angle} rad is outside (0, pi]")
         if self.goal_timeout_steps < 1:
             raise ConfigError("task.goal_timeout_steps: must be >= 1")

@@ -18,7 +18,7 @@ import mujoco
 import numpy as np
 
 from sim import rotations
-from sim.config import EnvConfig
+from sim.config import GOAL_ANGLE_LIMIT, EnvConfig
 from sim.configio import apply_overrides
 from sim.randomizers import (
     ActionPerturbation,
@@ -147,7 +147,7 @@ class CubeReorientEnv(gym.Env):
 
     def set_goal_max_angle(self, angle: float) -> None:
         """Goals within ``angle`` rad of the cube (a curriculum's easy stages); pi is Dactyl's task."""
-        if not 0.0 < angle <= np.pi + 1e-3:
+        if not 0.0 < angle <= GOAL_ANGLE_LIMIT:
             raise ValueError(f"goal max angle {angle} rad is outside (0, pi]")
         self.cfg.task.goal_max_angle = float(angle)
 

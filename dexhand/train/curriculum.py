@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.config import GOAL_ANGLE_LIMIT
 from sim.configio import ConfigError
 
 GOAL_MODES = ("z", "faces", "full")
@@ -38,7 +39,7 @@ class CurriculumConfig:
         if self.goal_angle_per_stage is not None:
             if len(self.goal_angle_per_stage) != len(self.stages):
                 raise ConfigError("curriculum.goal_angle_per_stage: needs one value per stage")
-            if any(not 0 < a <= math.pi + 1e-3 for a in self.goal_angle_per_stage):
+            if any(not 0 < a <= GOAL_ANGLE_LIMIT for a in self.goal_angle_per_stage):
                 raise ConfigError("curriculum.goal_angle_per_stage: values must be in (0, pi] rad")
 
 
