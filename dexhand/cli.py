@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from dexhand.report import write_json
+from dexhand.robot.goals import GOAL_MODES
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
@@ -54,10 +55,36 @@ def _policy_env_overrides(policy, args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+CONTROLLERS = ("policy", "mpc", "hold", "random")
+
+
+def _make_controller(args: argparse.Namespace, model: str):
+    """--controller: a learned policy (``model``), the sampling-MPC planner, or a baseline."""
+    if args.controller == "mpc":
+        from dexhand.plan import MpcController
+        from dexhand.plan.configio import load_planner_config
+
+        cfg = load_planner_config(args.planner, args.plan)
+        return MpcController(cfg), f"mpc planner ({args.planner}, {cfg.method})"
+    if args.controller in ("hold", "random"):
+        return _make_policy(args.controller, args.seed)
+    return _make_policy(model, args.seed)
+
+
+def _add_controller_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--controller", choices=CONTROLLERS, default="policy",
+                   help="what drives the hand: the learned policy (default), the privileged sampling-MPC "
+                        "planner on the simulator, 'hold' (zero actions) or 'random' (smooth random actions)")
+    p.add_argument("--planner", default="realtime", metavar="NAME|YAML",
+                   help="planner config for --controller mpc: 'realtime' (shipped), 'teacher', or a YAML path")
+    p.add_argument("--plan", action="append", default=[], metavar="FIELD=VALUE",
+                   help="planner config override, repeatable, e.g. --plan n_samples=64 --plan method=mppi")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dexhand.demo import run_demo
 
-    policy, label = _make_policy(args.policy, args.seed)
+    policy, label = _make_controller(args, args.policy)
     overrides = _policy_env_overrides(policy, args)
     run_demo(policy, label, args.video, args.episodes, args.seed, args.max_steps, overrides, vision=args.vision)
     return 0
@@ -107,7 +134,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from dexhand.evaluate import evaluate, plot_histogram, print_report, save_report
 
-    policy, label = _make_policy(args.model, args.seed)
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.max_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    policy, label = _make_controller(args, args.model)
     overrides = _policy_env_overrides(policy, args)
     report = evaluate(policy, args.episodes, args.seed, overrides, max_steps=args.max_steps,
                       progress=not args.no_progress, vision=args.vision)
@@ -208,10 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-steps", type=int, default=150, help="control steps per episode (0.08 s each)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--video", type=Path, default=Path(default_video), help="output .mp4 or .gif")
-        p.add_argument("--goals", choices=["full", "faces", "z"], help="goal sampling mode")
+        p.add_argument("--goals", choices=GOAL_MODES, help="goal sampling mode ('face_up': Dactyl's locked cube)")
         p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
         p.add_argument("--vision", action="store_true",
                        help="the policy gets the cube pose from the shipped vision model on rendered images")
+        _add_controller_args(p)
         _add_overrides(p)
         p.set_defaults(func=cmd_demo if name == "demo" else cmd_render)
 
@@ -237,13 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an exported .onnx, a training run folder or checkpoint, 'shipped' (default), 'random', 'hold'")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, default=10_000, help="cap on control steps per episode")
-    p.add_argument("--goals", choices=["full", "faces", "z"], help="goal sampling mode (default: the env config's)")
+    p.add_argument("--max-steps", type=int, default=10_000,
+                   help="truncate each episode at N control steps (0.08 s each); the task's own ends still apply")
+    p.add_argument("--goals", choices=GOAL_MODES,
+                   help="goal sampling mode (default: the policy's, else the env config's); 'face_up' is Dactyl's "
+                        "locked-cube distribution (uniform yaw x a face up)")
     p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
     p.add_argument("--vision", action="store_true", help="cube pose from the vision model on rendered images")
     p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
     p.add_argument("--plot", type=Path, default=Path("out/eval_histogram.png"), help="histogram PNG path")
     p.add_argument("--no-progress", action="store_true")
+    _add_controller_args(p)
     _add_overrides(p)
     p.set_defaults(func=cmd_eval)
 

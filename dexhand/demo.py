@@ -20,6 +20,7 @@ class EpisodeResult:
     dropped: bool
     sim_unstable: bool
     seconds_per_success: list[float] = field(default_factory=list)
+    act_seconds: list[float] = field(default_factory=list)  # wall time of each policy.act call
 
 
 def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWriter | None = None,
@@ -31,8 +32,12 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
     last_success_step, times = 0, []
     dropped = unstable = False
     steps = 0
+    act_seconds = []
     for steps in range(1, max_steps + 1):
-        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        start = time.perf_counter()
+        action = policy.act(obs)
+        act_seconds.append(time.perf_counter() - start)
+        obs, _, terminated, truncated, info = env.step(action)
         if info["is_success"]:
             times.append((steps - last_success_step) * period)
             last_success_step = steps
@@ -44,7 +49,14 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
         if terminated or truncated:
             dropped, unstable = info["dropped"], info["sim_unstable"]
             break
-    return EpisodeResult(info["consecutive_successes"], steps, dropped, unstable, times)
+    return EpisodeResult(info["consecutive_successes"], steps, dropped, unstable, times, act_seconds)
+
+
+def bind_to_env(policy: Policy, env) -> Policy:
+    """Controllers that read the simulator (the planner) get the env the episodes run in."""
+    if hasattr(policy, "bind_env"):
+        policy.bind_env(env)
+    return policy
 
 
 def run_demo(policy: Policy, policy_name: str, video_path: Path, episodes: int, seed: int, max_steps: int,
@@ -52,6 +64,7 @@ def run_demo(policy: Policy, policy_name: str, video_path: Path, episodes: int, 
     from sim.env import CubeReorientEnv
 
     env = CubeReorientEnv(overrides=overrides, render_mode="rgb_array")
+    bind_to_env(policy, env)
     if vision:
         from dexhand.vision_loop import VisionPosePolicy
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dexhand.demo import EpisodeResult, run_episode
+from dexhand.demo import EpisodeResult, bind_to_env, run_episode
 from dexhand.report import format_table, write_json
 
 
@@ -80,16 +80,20 @@ class EvalReport:
     seconds_per_success: float | None
     successes: list[int]
     wall_seconds: float
+    act_ms_mean: float  # the controller's compute per control step (planning, for the MPC)
+    act_ms_p99: float
 
 
 def summarize(results: list[EpisodeResult], goal_mode: str, randomization: bool, wall: float) -> EvalReport:
     s = np.array([r.consecutive_successes for r in results])
     times = [t for r in results for t in r.seconds_per_success]
+    act_ms = 1000.0 * np.array([t for r in results for t in r.act_seconds] or [0.0])
     return EvalReport(
         episodes=len(results), goal_mode=goal_mode, randomization=randomization,
         mean=float(s.mean()), median=float(np.median(s)), p25=float(np.percentile(s, 25)),
         p75=float(np.percentile(s, 75)), max=int(s.max()), drop_rate=float(np.mean([r.dropped for r in results])),
         seconds_per_success=float(np.mean(times)) if times else None, successes=s.tolist(), wall_seconds=wall,
+        act_ms_mean=float(act_ms.mean()), act_ms_p99=float(np.percentile(act_ms, 99)),
     )
 
 
@@ -100,6 +104,7 @@ def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_st
     from sim.env import CubeReorientEnv
 
     env = CubeReorientEnv(overrides=overrides)
+    bind_to_env(policy, env)
     if vision:  # the cube pose comes from the pose estimator on rendered images
         from dexhand.vision_loop import VisionPosePolicy
 

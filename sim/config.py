@@ -12,7 +12,7 @@ from typing import Literal
 
 from sim.configio import ConfigError
 
-GoalMode = Literal["full", "faces", "z"]
+GoalMode = Literal["full", "faces", "face_up", "z"]  # dexhand.robot.goals.GOAL_MODES
 # Largest goal angle a config may ask for (rad): pi, with room for a YAML's 3.1416.
 GOAL_ANGLE_LIMIT = math.pi + 1e-3
 

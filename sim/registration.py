@@ -8,6 +8,7 @@ ENV_IDS = {
     "dexhand/CubeReorient-v0": {},
     "dexhand/CubeReorientZ-v0": {"task.goal_mode": "z"},
     "dexhand/CubeReorientFaces-v0": {"task.goal_mode": "faces"},
+    "dexhand/CubeReorientFaceUp-v0": {"task.goal_mode": "face_up"},  # Dactyl's locked-cube goals
     "dexhand/CubeReorientNominal-v0": {"randomization.enabled": False},
 }
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dexhand.robot.goals import FACE_ORIENTATIONS, sample_goal  # noqa: F401  (shared with the robot side)
+from dexhand.robot.goals import FACE_ORIENTATIONS, GOAL_MODES, sample_goal  # noqa: F401  (shared with the robot side)
 from sim import rotations
 from sim.config import TaskConfig
 

@@ -14,30 +14,39 @@ from dexhand.plan.planner import SamplingPlanner
 
 
 class MpcController:
-    """``act(obs)`` plans from the env's current state and returns the first step as an action."""
+    """``act(obs)`` plans from the env's current state and returns the first step as an action.
 
-    def __init__(self, env, cfg: PlannerConfig | None = None) -> None:
-        self.env = env.unwrapped
+    Give it the env now or later (``bind_env``): evaluation and demos make their env themselves.
+    """
+
+    def __init__(self, cfg: PlannerConfig | None = None, env=None) -> None:
         self.cfg = cfg or PlannerConfig()
         self.planner = SamplingPlanner(self.cfg)
-        self._bound_episode = None
-        self.seconds: list[float] = []
+        self.env = None
+        self.seconds: list[float] = []  # planning time of every control step
+        if env is not None:
+            self.bind_env(env)
+
+    def bind_env(self, env) -> None:
+        self.env = env.unwrapped
 
     def reset(self) -> None:
         """Call after ``env.reset``: the episode's randomized model is copied for planning."""
         env = self.env
+        if env is None:
+            raise RuntimeError("MpcController: bind_env(env) before reset()")
         self.planner.bind(env.model, env.cfg.scene.substeps, env.ctrl_low, env.ctrl_high, env.action_step,
-                          env._target.copy())
+                          env.current_target)
         self.cube_rest = env.cube_pos
 
     def act(self, observation=None) -> np.ndarray:
         env = self.env
-        ctx = CostContext(goal=env._task.goal.copy(), cube_rest=self.cube_rest)
-        plan = self.planner.plan(env.model, env.data, env._target, ctx, env.ids.cube_qpos, env.ids.cube_qvel)
+        target = env.current_target
+        ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest)
+        plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel)
         self.seconds.append(self.planner.last_stats.seconds)
-        action = (plan[0] - env._target) / env.action_step
         self.planner.shift()
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        return np.clip((plan[0] - target) / env.action_step, -1.0, 1.0).astype(np.float32)
 
     def close(self) -> None:
         self.planner.close()

@@ -13,7 +13,7 @@ import numpy as np
 
 from dexhand.robot import rotations
 
-GOAL_MODES = ("full", "faces", "z")
+GOAL_MODES = ("full", "faces", "face_up", "z")
 FACE_ORIENTATIONS = rotations.face_aligned_orientations()
 
 
@@ -21,9 +21,12 @@ def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None 
                 max_angle: float = np.pi, min_angle: float = 0.0) -> np.ndarray:
     """A goal orientation: uniform on SO(3), one of the 24 face-aligned ones, or a yaw of ``current``.
 
+    "face_up" is Dactyl's locked-cube distribution (robogym's LockedParallelGoal): a uniform yaw times
+    one of the 24 face-aligned orientations, so a face is always up.
+
     ``max_angle`` < pi makes goals near ``current`` (a curriculum's easy stages): "z" yaws by an angle
     of magnitude in [min_angle, max_angle], "full" turns about a random axis by such an angle;
-    "faces" ignores it. At pi every mode is Dactyl's distribution.
+    "faces" ignores it; "face_up" limited is a limited yaw. At pi every mode is Dactyl's distribution.
     """
     base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
     limited = max_angle < np.pi
@@ -38,10 +41,14 @@ def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None 
         return rotations.normalize(rotations.multiply(turn, base))
     if mode == "faces":
         return FACE_ORIENTATIONS[rng.integers(len(FACE_ORIENTATIONS))].copy()
-    if mode == "z":
+    if mode == "face_up" and not limited:
+        face = FACE_ORIENTATIONS[rng.integers(len(FACE_ORIENTATIONS))]
+        yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
+        return rotations.normalize(rotations.multiply(yaw, face))
+    if mode in ("z", "face_up"):
         yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), angle if limited else rng.uniform(-np.pi, np.pi))
         return rotations.normalize(rotations.multiply(yaw, base))
-    raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
+    raise ValueError(f"unknown goal mode {mode!r}: use one of {', '.join(GOAL_MODES)}")
 
 
 def _unit(q: np.ndarray) -> np.ndarray:
@@ -54,7 +61,7 @@ def _unit(q: np.ndarray) -> np.ndarray:
 
 @dataclass
 class GoalConfig:
-    mode: str = "z"  # "z": rotations about the vertical; "faces": 24 face-aligned; "full": any
+    mode: str = "z"  # "z": about the vertical; "faces": 24 face-aligned; "face_up": yaw x face; "full": any
     success_threshold: float = 0.4  # rad
     goal_timeout: float = 32.0  # s without success ends the episode (robogym: 400 steps x 0.08 s)
     drop_height: float = -0.06  # m; cube z relative to the hand origin below this is a drop

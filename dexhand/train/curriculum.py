@@ -15,8 +15,7 @@ from typing import Any
 
 from sim.config import GOAL_ANGLE_LIMIT
 from sim.configio import ConfigError
-
-GOAL_MODES = ("z", "faces", "full")
+from sim.task import GOAL_MODES
 
 
 @dataclass
