@@ -18,13 +18,17 @@ import mujoco
 import numpy as np
 
 from sim import rotations
-from sim.config import GOAL_ANGLE_LIMIT, EnvConfig
+from sim.config import GOAL_ANGLE_LIMIT, EnvConfig, FrictionRanges
 from sim.configio import apply_overrides
 from sim.randomizers import (
+    FRICTION_PARTS,
+    KNOB_GROUP,
+    KNOBS,
     ActionPerturbation,
     ObservationNoiseModel,
     RandomForces,
     build_model_randomizers,
+    configured_ranges,
 )
 from sim.scene import CUBE_START, HOME_POSE, VIDEO_CAMERA, VISION_CAMERAS, SceneIds, build_model
 from sim.task import StepOutcome, TaskState, evaluate_step, sample_goal
@@ -52,6 +56,16 @@ class RandomizationSchedule(Protocol):
     def episode_strengths(self, rng: np.random.Generator) -> dict[str, float]: ...
 
     def report(self, strengths: dict[str, float], consecutive_successes: int) -> None: ...
+
+
+class RangeSchedule(Protocol):
+    """Chooses a sampling range per knob (``sim.randomizers.KNOBS``) each episode: automatic domain
+    randomization. lo == hi pins a knob (a boundary probe); knobs left out are nominal. ``report`` gets
+    the same dict back at the episode's end."""
+
+    def episode_ranges(self, rng: np.random.Generator) -> dict[str, Any]: ...
+
+    def report(self, ranges: dict[str, Any], consecutive_successes: int) -> None: ...
 
 
 def policy_layout(include_joint_angles: bool, n_joints: int = 24, n_actions: int = 20) -> dict[str, slice]:
@@ -135,8 +149,9 @@ class CubeReorientEnv(gym.Env):
         self._renderers: dict[tuple[int, int, bool], CameraRenderer] = {}
         self._pixel_noise_std = 0.0
         # Optional per-group strengths per episode (automatic domain randomization sets this).
-        self.schedule: RandomizationSchedule | None = None
-        self._episode_strengths: dict[str, float] = {}
+        self.schedule: RandomizationSchedule | RangeSchedule | None = None
+        self._episode_strengths: dict[str, Any] = {}
+        self._knobs_changed = False  # a range schedule rewrote the randomizers' ranges
 
     # ------------------------------------------------------------- training-time adjustments
     def set_goal_mode(self, mode: str) -> None:
@@ -162,14 +177,71 @@ class CubeReorientEnv(gym.Env):
             raise ValueError(f"randomization strength {strength} is outside [0, 1]")
         self.cfg.randomization.strength = float(strength)
 
-    def set_schedule(self, schedule: RandomizationSchedule | None) -> None:
-        """Per-group strengths each episode (ADR); takes effect at the next reset."""
+    def set_schedule(self, schedule: RandomizationSchedule | RangeSchedule | None) -> None:
+        """Per-group strengths or per-knob ranges each episode (ADR); takes effect at the next reset."""
         self.schedule = schedule
+
+    def _set_knobs(self, ranges: dict[str, tuple[float, float]], rng: np.random.Generator | None) -> dict[str, Any]:
+        """Write each knob into the randomizers: a factor's range, a spread's value (drawn uniformly in
+        [lo, hi] when ``rng`` is given, else hi: the configured value). Returns what was written."""
+        values: dict[str, Any] = {}
+        for knob, kind in KNOBS.items():
+            lo, hi = ranges[knob]
+            if kind == "factor":
+                values[knob] = (float(lo), float(hi))
+            else:
+                values[knob] = float(rng.uniform(lo, hi)) if (rng is not None and hi > lo) else float(hi)
+        r = {x.name: x for x in self.model_randomizers}
+        for knob in ("cube_size", "mass", "damping", "actuator_gain"):
+            r[knob].bounds = values[knob]
+        for group in ("hand_friction", "cube_friction"):
+            r[group].ranges = FrictionRanges(*(values[f"{group}.{p}"] for p in FRICTION_PARTS))
+        r["gravity"].std = values["gravity"]
+        r["timestep"].mean_fraction = values["timestep"]
+        r["joint_limits"].std = values["joint_limits"]
+        self.action_perturbation.max_latency_steps = min(values["action.latency"], 1.0)
+        self.action_perturbation.backlash_std = values["action.backlash"]
+        self.forces.std = values["forces"]
+        return values
+
+    def _randomize_ranges(self, rng: np.random.Generator, ranges: dict[str, Any]) -> None:
+        """This episode's randomization from per-knob ranges (a range schedule: ADR)."""
+        rcfg = self.cfg.randomization
+        switch = {"visual": rcfg.visuals, "action": rcfg.action, "forces": rcfg.forces,
+                  "observation": rcfg.observation}
+        nominal = {k: (1.0, 1.0) if kind == "factor" else (0.0, 0.0) for k, kind in KNOBS.items()}
+        chosen = {k: tuple(ranges[k]) if (k in ranges and switch.get(KNOB_GROUP[k], rcfg.physics)) else nominal[k]
+                  for k in KNOBS}
+        values = self._set_knobs(chosen, rng)
+        self._knobs_changed = True
+        for randomizer in self.model_randomizers:
+            randomizer.apply(self.model, self.nominal, rng, 1.0)
+        s = values["visual"]
+        if s > 0:
+            self.visual_randomizer.apply(self.model, self.nominal, rng, s)
+        else:
+            self.visual_randomizer.restore(self.model, self.nominal)
+        self._pixel_noise_std = rcfg.visual.pixel_noise_std * s
+        self.action_perturbation.sample_episode(rng, 1.0)
+        self.forces.strength = 1.0
+        s = values["observation"]
+        if s > 0:
+            self.obs_noise.sample_episode(rng, s)
+        else:
+            self.obs_noise.reset_nominal()
 
     # ----------------------------------------------------------------------------------- reset
     def _randomize(self, rng: np.random.Generator) -> None:
         """Sample this episode's randomization; each group's strength may come from the schedule."""
         rcfg = self.cfg.randomization
+        if self.schedule is not None and rcfg.enabled and hasattr(self.schedule, "episode_ranges"):
+            self._episode_strengths = self.schedule.episode_ranges(rng)
+            self._randomize_ranges(rng, self._episode_strengths)
+            self._finish_randomize()
+            return
+        if self._knobs_changed:  # back to the config's ranges after a range schedule
+            self._set_knobs(configured_ranges(rcfg), None)
+            self._knobs_changed = False
         base = rcfg.strength if rcfg.enabled else 0.0
         chosen = self.schedule.episode_strengths(rng) if (self.schedule is not None and rcfg.enabled) else {}
         self._episode_strengths = chosen
@@ -200,6 +272,9 @@ class CubeReorientEnv(gym.Env):
             self.obs_noise.sample_episode(rng, s)
         else:
             self.obs_noise.reset_nominal()
+        self._finish_randomize()
+
+    def _finish_randomize(self) -> None:
         self._cube_mass = float(self.model.body_mass[self.ids.cube_body])
         self._scene_params = np.concatenate(
             [r.params() for r in self.model_randomizers] + [self.action_perturbation.params()]
@@ -385,6 +460,16 @@ class CubeReorientEnv(gym.Env):
     @property
     def cube_quat(self) -> np.ndarray:
         return self._cube_quat()
+
+    @property
+    def goal(self) -> np.ndarray:
+        """This step's goal orientation (privileged controllers such as the planner read it)."""
+        return self._task.goal.copy()
+
+    @property
+    def current_target(self) -> np.ndarray:
+        """The joint targets last commanded (relative actions move from here)."""
+        return self._target.copy()
 
     @property
     def cube_pos(self) -> np.ndarray:

@@ -375,16 +375,65 @@ def build_model_randomizers(model: mujoco.MjModel, cfg: RandomizationConfig) -> 
     ]
 
 
+# The scalar knobs of the randomization groups, each with a sampling range [lo, hi] per episode when a
+# range schedule (automatic domain randomization) drives the env. "factor": a multiplier (nominal 1), the
+# episode's factors drawn log-uniformly in [lo, hi] (per element where the randomizer draws per body,
+# joint or actuator); "spread": a std, mean or scale (nominal 0), the episode's value drawn uniformly in
+# [lo, hi]. lo == hi pins the knob (an ADR boundary probe).
+FRICTION_PARTS = ("slide", "torsion", "roll")
+KNOBS: dict[str, str] = {
+    "cube_size": "factor",
+    "mass": "factor",
+    **{f"hand_friction.{p}": "factor" for p in FRICTION_PARTS},
+    **{f"cube_friction.{p}": "factor" for p in FRICTION_PARTS},
+    "damping": "factor",
+    "actuator_gain": "factor",
+    "gravity": "spread",  # std of the per-axis offset, m/s^2
+    "timestep": "spread",  # mean of the exponential dt noise, fraction of dt
+    "joint_limits": "spread",  # relative std of the joint and tendon limits
+    "action.latency": "spread",  # max action delay, control steps (at most 1)
+    "action.backlash": "spread",  # std of the per-actuator dead band, rad
+    "forces": "spread",  # std of the random pushes, m/s^2 x cube mass
+    "observation": "spread",  # scale of every observation-noise std (1: the configured ones)
+    "visual": "spread",  # scale of every visual randomization (1: the configured ones)
+}
+KNOB_GROUP = {k: k.split(".")[0] for k in KNOBS}  # knob -> the group switch / strength name it belongs to
+
+
+def configured_ranges(cfg: RandomizationConfig) -> dict[str, tuple[float, float]]:
+    """Each knob's hand-written range from the config (what ``strength=1`` samples)."""
+    out: dict[str, tuple[float, float]] = {
+        "cube_size": tuple(cfg.cube_size),
+        "mass": tuple(cfg.mass),
+        "damping": tuple(cfg.damping),
+        "actuator_gain": tuple(cfg.actuator_gain),
+        "gravity": (0.0, cfg.gravity_std),
+        "timestep": (0.0, cfg.timestep_noise),
+        "joint_limits": (0.0, cfg.joint_limit_std),
+        "action.latency": (0.0, cfg.action_latency_steps),
+        "action.backlash": (0.0, cfg.backlash_std),
+        "forces": (0.0, cfg.random_force_std),
+        "observation": (0.0, 1.0),
+        "visual": (0.0, 1.0),
+    }
+    for group in ("hand_friction", "cube_friction"):
+        for part in FRICTION_PARTS:
+            out[f"{group}.{part}"] = tuple(getattr(getattr(cfg, group), part))
+    return {k: (float(v[0]), float(v[1])) for k, v in out.items()}
+
+
 def scene_params_size(model: mujoco.MjModel, cfg: RandomizationConfig) -> int:
     return sum(r.n_params for r in build_model_randomizers(model, cfg)) + 2  # + action latency, backlash
 
 
 __all__ = [
+    "KNOBS",
     "ActionPerturbation",
     "ModelRandomizer",
     "ObservationNoiseModel",
     "RandomForces",
     "SceneConfig",
     "build_model_randomizers",
+    "configured_ranges",
     "sample_factor",
 ]

@@ -74,6 +74,9 @@ class TrainConfig:
             raise ConfigError("total_timesteps and checkpoint_every must be >= 1")
         if self.torch_threads < 1 or (self.update_threads is not None and self.update_threads < 1):
             raise ConfigError("torch_threads and update_threads: must be >= 1")
+        if self.adr.enabled and not self.env.randomization.enabled:
+            raise ConfigError("adr.enabled: ADR widens the randomization ranges, but env.randomization.enabled "
+                              "is false; turn randomization on or ADR off")
         if self.adr.enabled and self.vec_backend in ("subprocess", "process"):
             raise ConfigError("adr.enabled: ADR shares one state between envs and needs vec_backend thread or serial")
         if self.envs_per_actor < 1:

@@ -34,7 +34,6 @@ from dexhand.train.config import PPOConfig, TrainConfig
 from dexhand.train.curriculum import GoalCurriculum
 from dexhand.train.networks import AsymmetricLstmPolicy, AsymmetricPolicy
 from sim.configio import to_dict
-from sim.env import RANDOMIZATION_GROUPS
 from sim.vec_env import make_vec_env
 
 EPISODE_KEYS = ("consecutive_successes", "dropped")
@@ -136,10 +135,8 @@ class DactylCallback(BaseCallback):
             self.logger.record("curriculum/stage", t.curriculum.stage)
             self.logger.record("curriculum/goal_max_angle", t.curriculum.goal_max_angle)
         if t.adr is not None:
-            self.logger.record("adr/mean_strength", t.adr.mean_strength())
-            self.logger.record("adr/changes", t.adr.changes)
-            for group, s in t.adr.strengths.items():
-                self.logger.record(f"adr/{group}", s)
+            for tag, value in t.adr.scalars().items():  # every bound, the entropy, the changes
+                self.logger.record(tag, value)
 
 
 @dataclass
@@ -173,7 +170,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> None:
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.curriculum = GoalCurriculum(cfg.curriculum) if cfg.curriculum.enabled else None
-        self.adr = AutomaticDomainRandomization(cfg.adr, RANDOMIZATION_GROUPS) if cfg.adr.enabled else None
+        self.adr = AutomaticDomainRandomization(cfg.adr, cfg.env.randomization) if cfg.adr.enabled else None
         self.recent_successes: list[float] = []
         self.update_threads = cfg.update_threads or os.cpu_count() or 1
         th.set_num_threads(cfg.torch_threads)
