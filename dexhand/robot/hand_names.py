@@ -1,9 +1,13 @@
 """One table from the OpenAI/gymnasium-robotics hand model to the real Shadow Hand's ROS names.
 
-Pitfalls it encodes (REFERENCE.md section 3): the model numbers joints from 0 and the real hand
+Pitfalls it encodes (Shadow Robot's ROS interface documentation for the noetic Dexterous Hand,
+summarised in the README's "ROS 1" section): the model numbers joints from 0 and the real hand
 from 1 (model FFJ3..FFJ0 are hand FFJ4..FFJ1, THJ4..THJ0 are THJ5..THJ1, WRJ1/WRJ0 are WRJ2/WRJ1),
 and the real hand drives J1+J2 of FF/MF/RF/LF through one "J0" controller whose command is the
 sum of both angles. Ranges are the real hand's (degrees in the table, radians in the API).
+
+The table uses the right hand's prefixes (``rh_`` joints, ``sh_rh_`` controllers); a left hand uses
+``lh_``/``sh_lh_`` with the same joints: ``joint_names(prefix)`` and ``controller_names(prefix)``.
 """
 
 from __future__ import annotations
@@ -148,3 +152,33 @@ def model_joint_name(real_joint: str) -> str:
     if real_joint not in JOINT_BY_REAL:
         raise KeyError(f"unknown real joint {real_joint!r} (known: {', '.join(JOINT_BY_REAL)})")
     return JOINT_BY_REAL[real_joint].model
+
+
+HAND_PREFIXES = ("rh", "lh")
+
+
+def check_prefix(prefix: str) -> str:
+    """'rh' or 'lh' (Shadow's right and left hands); anything else raises naming the choices."""
+    if prefix not in HAND_PREFIXES:
+        raise ValueError(f"hand prefix {prefix!r}: use one of {', '.join(HAND_PREFIXES)}")
+    return prefix
+
+
+def prefixed(name: str, prefix: str) -> str:
+    """'rh_FFJ1' -> 'lh_FFJ1', 'sh_rh_ffj0_position_controller' -> 'sh_lh_ffj0_position_controller'."""
+    check_prefix(prefix)
+    if name.startswith(REAL_PREFIX):
+        return prefix + "_" + name[len(REAL_PREFIX):]
+    if name.startswith("sh_" + REAL_PREFIX):
+        return "sh_" + prefix + "_" + name[len("sh_" + REAL_PREFIX):]
+    raise ValueError(f"{name!r} has no {REAL_PREFIX!r} or 'sh_{REAL_PREFIX}' prefix")
+
+
+def joint_names(prefix: str = "rh") -> tuple:
+    """The 24 real joint names (JOINTS order) for a hand prefix."""
+    return tuple(prefixed(j.real, prefix) for j in JOINTS)
+
+
+def controller_names(prefix: str = "rh") -> tuple:
+    """The 20 position controllers (ACTUATORS order) for a hand prefix."""
+    return tuple(prefixed(c, prefix) for c in CONTROLLERS)

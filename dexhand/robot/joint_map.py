@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dexhand.robot.hand_names import ACTUATORS, JOINTS, MODEL_PREFIX
+from dexhand.robot.hand_names import ACTUATORS, JOINTS, MODEL_PREFIX, joint_names
 
 JOINT_INDEX = {j.real: i for i, j in enumerate(JOINTS)}
 REAL_JOINT_NAMES = [j.real for j in JOINTS]
@@ -35,18 +35,41 @@ def _actuated_joint_index() -> np.ndarray:
 ACTUATED_JOINT = _actuated_joint_index()
 
 
-def model_joint_positions(names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
-    """A JointState's (names, real angles) -> the 24 model-order model angles; names missing ones."""
+_INDEX_BY_PREFIX = {"rh": JOINT_INDEX}
+
+
+def _joint_index(prefix: str) -> dict:
+    if prefix not in _INDEX_BY_PREFIX:
+        _INDEX_BY_PREFIX[prefix] = {n: i for i, n in enumerate(joint_names(prefix))}
+    return _INDEX_BY_PREFIX[prefix]
+
+
+class NonFiniteJointState(ValueError):
+    """A joint state that names every joint but carries NaN or inf angles (a sensor fault)."""
+
+
+def model_joint_positions(names: Sequence[str], positions: Sequence[float], prefix: str = "rh") -> np.ndarray:
+    """A JointState's (names, real angles) -> the 24 model-order model angles.
+
+    Missing joints raise KeyError naming them; NaN/inf angles raise NonFiniteJointState naming them.
+    """
     if len(names) != len(positions):
         raise ValueError(f"joint state has {len(names)} names but {len(positions)} positions")
-    out = np.full(len(JOINTS), np.nan)
+    index_of = _joint_index(prefix)
+    out = np.zeros(len(JOINTS))
+    seen = np.zeros(len(JOINTS), dtype=bool)
     for name, value in zip(names, positions):
-        index = JOINT_INDEX.get(name)
+        index = index_of.get(name)
         if index is not None:
-            out[index] = value
-    missing = [REAL_JOINT_NAMES[i] for i in np.flatnonzero(np.isnan(out))]
+            out[index], seen[index] = value, True
+    full = joint_names(prefix)
+    missing = [full[i] for i in np.flatnonzero(~seen)]
     if missing:
         raise KeyError("joint state lacks joints: " + ", ".join(missing))
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        raise NonFiniteJointState("joint state has non-finite angles: " +
+                                  ", ".join(f"{full[i]}={out[i]}" for i in bad))
     return out * JOINT_SIGN
 
 

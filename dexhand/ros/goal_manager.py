@@ -1,8 +1,9 @@
 """``goal_manager`` node: goals, successes and consecutive successes from the cube pose.
 
-Subscribes to ``~cube_pose_topic`` (dexhand_msgs/CubePose) and /dexhand/set_goal
+Subscribes to ``~cube_pose_topic`` (geometry_msgs/PoseWithCovarianceStamped; the confidence is in the
+covariance, see dexhand.ros.convert) and dexhand/set_goal
 (geometry_msgs/QuaternionStamped: a goal from outside replaces the sampled one). Publishes
-dexhand_msgs/TaskStatus on /dexhand/task_status (latched) for every pose: the goal, the rotation
+dexhand_msgs/TaskStatus on dexhand/task_status (latched) for every pose: the goal, the rotation
 distance, consecutive successes, and the episode number (the policy resets its state when it changes).
 """
 
@@ -19,17 +20,17 @@ from dexhand.ros.params import config_from_params
 class GoalManagerNode:
     def __init__(self, config: GoalConfig) -> None:
         import rospy
-        from dexhand_msgs.msg import CubePose, TaskStatus
-        from geometry_msgs.msg import QuaternionStamped
+        from dexhand_msgs.msg import TaskStatus
+        from geometry_msgs.msg import PoseWithCovarianceStamped, QuaternionStamped
 
         self.rospy, self.TaskStatus = rospy, TaskStatus
         self.core = GoalManagerCore(config)
         self.min_confidence = float(rospy.get_param("~min_confidence", 0.5))
         self.lock = threading.Lock()
-        self.pub = rospy.Publisher("/dexhand/task_status", TaskStatus, queue_size=10, latch=True)
-        rospy.Subscriber(rospy.get_param("~cube_pose_topic", "/dexhand/cube_pose"), CubePose, self.on_pose,
+        self.pub = rospy.Publisher("dexhand/task_status", TaskStatus, queue_size=10, latch=True)
+        rospy.Subscriber(rospy.get_param("~cube_pose_topic", "dexhand/cube_pose"), PoseWithCovarianceStamped, self.on_pose,
                          queue_size=1)
-        rospy.Subscriber("/dexhand/set_goal", QuaternionStamped, self.on_set_goal, queue_size=1)
+        rospy.Subscriber("dexhand/set_goal", QuaternionStamped, self.on_set_goal, queue_size=1)
 
     def on_set_goal(self, msg) -> None:
         q = msg.quaternion
@@ -40,14 +41,18 @@ class GoalManagerNode:
         except ValueError as exc:
             self.rospy.logerr(f"goal_manager: goal refused: {exc}")
             return
-        self.rospy.loginfo(f"goal_manager: goal set from /dexhand/set_goal: {goal.round(3).tolist()}")
+        self.rospy.loginfo(f"goal_manager: goal set from dexhand/set_goal: {goal.round(3).tolist()}")
 
     def on_pose(self, msg) -> None:
-        from dexhand.ros.convert import pose_from_msg
+        from dexhand.ros.convert import confidence_from_covariance, pose_fault, pose_from_msg
 
-        if msg.confidence < self.min_confidence:
+        fault = pose_fault(msg.pose.pose)
+        if fault:
+            self.rospy.logwarn_throttle(2.0, f"goal_manager: pose ignored: {fault}")
             return
-        pos, q = pose_from_msg(msg.pose)
+        if confidence_from_covariance(msg.pose.covariance) < self.min_confidence:
+            return
+        pos, q = pose_from_msg(msg.pose.pose)
         try:
             with self.lock:
                 event = self.core.update(pos, q, self.rospy.get_time())

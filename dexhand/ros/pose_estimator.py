@@ -2,8 +2,8 @@
 
 Loads ``vision.runtime.PoseEstimator`` from ``~model`` (a path). Subscribes to the three image
 topics (``~image_topics``: camera name -> topic; sensor_msgs/Image rgb8 or bgr8) and estimates once
-per set of images whose stamps agree within ``~max_stamp_skew`` s. Publishes dexhand_msgs/CubePose on
-``~output_topic`` with the images' stamp, position relative to the hand origin, orientation wxyz.
+per set of images whose stamps agree within ``~max_stamp_skew`` s. Publishes geometry_msgs/PoseWithCovarianceStamped
+on ``~output_topic`` with the images' stamp, position relative to the hand origin, orientation wxyz.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ class ImageSync:
 
 def main() -> int:
     import rospy
-    from dexhand_msgs.msg import CubePose
+    from geometry_msgs.msg import PoseWithCovarianceStamped
     from sensor_msgs.msg import Image
 
-    from dexhand.ros.convert import fill_pose, msg_to_image
+    from dexhand.ros.convert import fill_cube_pose, msg_to_image
 
     rospy.init_node("pose_estimator")
     try:
@@ -71,13 +71,14 @@ def main() -> int:
         rospy.logfatal(f"pose_estimator: {exc}")
         print(f"pose_estimator: {exc}", file=sys.stderr)
         return 1
-    topics = rospy.get_param("~image_topics", {c: f"/dexhand/cameras/{c}/image_raw" for c in DEFAULT_CAMERAS})
+    topics = rospy.get_param("~image_topics", {c: f"dexhand/cameras/{c}/image_raw" for c in DEFAULT_CAMERAS})
     sync = ImageSync(sorted(topics), float(rospy.get_param("~max_stamp_skew", 0.02)))
     for camera, topic in topics.items():
         rospy.Subscriber(topic, Image, lambda msg, c=camera: sync.put(c, msg.header.stamp.to_sec(), msg),
                          queue_size=1, buff_size=2 ** 22, tcp_nodelay=True)
-    pub = rospy.Publisher(rospy.get_param("~output_topic", "/dexhand/cube_pose"), CubePose, queue_size=2,
+    pub = rospy.Publisher(rospy.get_param("~output_topic", "dexhand/cube_pose"), PoseWithCovarianceStamped, queue_size=2,
                           tcp_nodelay=True)
+    frame = str(rospy.get_param("~frame_id", "hand_origin"))
     rospy.loginfo(f"pose_estimator: up, images from {topics}")
     while not rospy.is_shutdown():
         got = sync.take(timeout=0.5)
@@ -90,9 +91,8 @@ def main() -> int:
         except ValueError as exc:
             rospy.logwarn_throttle(2.0, f"pose_estimator: images skipped: {exc}")
             continue
-        out = CubePose()
-        out.header.stamp, out.header.frame_id = stamp, "hand_origin"
-        fill_pose(out.pose, pos, q)
-        out.confidence = float(confidence)
+        out = PoseWithCovarianceStamped()
+        out.header.stamp, out.header.frame_id = stamp, frame
+        fill_cube_pose(out, pos, q, float(confidence))
         pub.publish(out)
     return 0
