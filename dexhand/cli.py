@@ -47,9 +47,9 @@ def _make_policy(name: str, seed: int):
 
 
 def _policy_env_overrides(policy, args: argparse.Namespace) -> list[str]:
-    """The CLI's env overrides, plus the goal mode an exported policy was trained for (unless given)."""
+    """The CLI's env overrides, plus the goal mode a checkpoint or an export was trained for (unless given)."""
     overrides = _env_overrides(args)
-    trained_on = getattr(getattr(policy, "runtime", None), "meta", {}).get("goal_mode")
+    trained_on = getattr(policy, "goal_mode", None)
     if trained_on and not any(o.startswith("task.goal_mode=") for o in overrides):
         overrides.append(f"task.goal_mode={trained_on}")
     return overrides
@@ -186,6 +186,7 @@ BENCHMARKS = {
     "vision": "vision",
     "ros": "ros",
     "scale": "scale",
+    "plan": "plan",
 }
 
 
@@ -303,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "energy drift per timestep; policy: inference latency; train: training vs pure "
                                    "stepping throughput; vision: pose-estimator latency; ros: closed-loop latency "
                                    "and control rate on the simulated rig; scale: rollout steps/s vs the number of "
-                                   "Ray actors (--n-envs sets envs per actor).")
+                                   "Ray actors (--n-envs sets envs per actor); plan: the sampling-MPC planner's ms "
+                                   "per control step, rollouts/s and physics steps/s vs the raw mj_step ceiling.")
     p.add_argument("what", choices=sorted(BENCHMARKS))
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--n-envs", type=int, default=None, help="envs in the batched measurement (default 4 x cores)")

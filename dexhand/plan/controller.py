@@ -24,6 +24,7 @@ class MpcController:
         self.planner = SamplingPlanner(self.cfg)
         self.env = None
         self.seconds: list[float] = []  # planning time of every control step
+        self.last_plan: np.ndarray | None = None  # (horizon, nu) targets chosen at the last step
         if env is not None:
             self.bind_env(env)
 
@@ -45,6 +46,7 @@ class MpcController:
         ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest)
         plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel)
         self.seconds.append(self.planner.last_stats.seconds)
+        self.last_plan = plan
         self.planner.shift()
         return np.clip((plan[0] - target) / env.action_step, -1.0, 1.0).astype(np.float32)
 

@@ -1,0 +1,101 @@
+"""The sampling-MPC planner: configs, feasibility, cost terms, and that it really turns the cube."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dexhand.plan import MpcController, PlannerConfig
+from dexhand.plan.config import CostConfig
+from dexhand.plan.configio import load_planner_config
+from dexhand.plan.cost import CostContext, CubeTrajectory, cost_terms, total_cost
+from dexhand.policies import HoldPolicy
+from sim import rotations
+from sim.configio import ConfigError, apply_overrides
+from sim.env import CubeReorientEnv
+
+SMALL = ["n_samples=12", "horizon=4", "plan_timestep_scale=2", "n_threads=2"]
+
+
+def test_bad_planner_configs_name_the_field():
+    with pytest.raises(ConfigError, match="n_knots"):
+        apply_overrides(PlannerConfig(), ["n_knots=9"])
+    with pytest.raises(ConfigError, match="method"):
+        apply_overrides(PlannerConfig(), ["method=annealing"])
+    with pytest.raises(ConfigError, match="cost.drop"):
+        apply_overrides(PlannerConfig(), ["cost.drop=-1"])
+    with pytest.raises(FileNotFoundError, match="no planner config 'fast'"):
+        load_planner_config("fast")
+
+
+def test_shipped_planner_configs_load():
+    for name in ("realtime", "teacher"):
+        assert load_planner_config(name).n_samples >= 2
+
+
+def _trajectory(pos, quat, targets=None):
+    n, h = pos.shape[:2]
+    targets = np.zeros((n, h, 20)) if targets is None else targets
+    return CubeTrajectory(pos=pos, quat=quat, linvel=np.zeros((n, h, 3)), targets=targets,
+                          start_target=np.zeros(20))
+
+
+def test_cost_prefers_the_goal_and_punishes_a_drop():
+    goal = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), 1.0)
+    rest = np.array([1.0, 0.87, 0.2])
+    ctx = CostContext(goal=goal, cube_rest=rest)
+    at_goal = np.tile(goal, (1, 3, 1))
+    away = np.tile([1.0, 0.0, 0.0, 0.0], (1, 3, 1))
+    still = np.tile(rest, (1, 3, 1))
+    cfg = CostConfig()
+    costs = total_cost(cfg, ctx, _trajectory(np.concatenate([still, still]), np.concatenate([at_goal, away])))
+    assert costs[0] < costs[1]
+    terms = cost_terms(cfg, ctx, _trajectory(still, away))
+    assert np.allclose(terms["rotation"], cfg.rotation * 1.0)  # the task's own rotation distance
+    fallen = still - np.array([0.0, 0.0, cfg.drop_margin + 0.01])
+    dropped = cost_terms(cfg, ctx, _trajectory(fallen, at_goal))
+    assert np.all(dropped["drop"] == cfg.drop) and np.all(cost_terms(cfg, ctx, _trajectory(still, at_goal))["drop"] == 0)
+
+
+@pytest.mark.parametrize("method", ["sampling", "mppi", "cem"])
+def test_plans_are_feasible_actions(nominal_env, method):
+    cfg = apply_overrides(PlannerConfig(), [*SMALL, f"method={method}", "iterations=2"])
+    ctl = MpcController(cfg, env=nominal_env)
+    nominal_env.reset(seed=3)
+    ctl.reset()
+    for _ in range(3):
+        target = nominal_env.current_target
+        action = ctl.act()
+        assert action.shape == (20,) and np.all(np.isfinite(action)) and np.all(np.abs(action) <= 1.0)
+        plan = ctl.last_plan
+        steps = np.diff(np.concatenate([target[None], plan]), axis=0)
+        assert np.all(np.abs(steps) <= nominal_env.action_step + 1e-9)  # the env's per-step limit
+        assert np.all(plan >= nominal_env.ctrl_low - 1e-9) and np.all(plan <= nominal_env.ctrl_high + 1e-9)
+        nominal_env.step(action)
+    assert len(ctl.seconds) == 3 and ctl.planner.last_stats.rollouts == 2 * cfg.n_samples
+    ctl.close()
+
+
+def _progress(env, policy, seed: int, steps: int) -> tuple[float, int]:
+    """Rotation distance gained toward the goal (rad) and successes in ``steps`` control steps."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    start, successes = info["rotation_distance"], 0
+    for _ in range(steps):
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        successes = info["consecutive_successes"]
+        if terminated or truncated or successes:
+            break
+    return (np.pi if successes else start - info["rotation_distance"]), successes
+
+
+def test_the_planner_turns_the_cube_and_holding_still_does_not():
+    env = CubeReorientEnv(overrides=["randomization.enabled=false", "task.goal_mode=z", "task.goal_max_angle=1.2"])
+    ctl = MpcController(apply_overrides(PlannerConfig(), ["n_samples=16", "horizon=5", "plan_timestep_scale=2"]),
+                        env=env)
+    planner = [_progress(env, ctl, seed, 40) for seed in (0, 1)]
+    hold = [_progress(env, HoldPolicy(), seed, 40) for seed in (0, 1)]
+    env.close()
+    ctl.close()
+    assert sum(s for _, s in planner) >= 1, planner  # at least one goal reached by the planner
+    assert np.mean([p for p, _ in planner]) > np.mean([p for p, _ in hold]) + 0.3, (planner, hold)
