@@ -1,10 +1,12 @@
-"""Many CubeReorient envs behind SB3's VecEnv interface, stepped by threads or by processes.
+"""Many CubeReorient envs behind SB3's VecEnv interface: one batched env, threads or processes.
 
-MuJoCo's ``mj_step`` releases the GIL, so a few threads each stepping a slice of the envs run the
-physics in parallel without pickling. The env's Python (observations, randomizers, task logic)
-still holds the GIL, which held threads to 1.4-1.6x on 2 cores; ``ProcessBatchVecEnv`` runs one
-process per core, each stepping its slice serially, with one pipe round trip per process per step
-(SB3's SubprocVecEnv pays one per env). ``dexhand bench sim`` compares them on the machine at hand.
+``batch`` (the default, ``sim.batch_env.BatchCubeReorientEnv``): the task logic of all envs runs once
+per step on (N, ...) arrays and the physics of all envs is one call into MuJoCo's own thread pool,
+which holds no GIL. ``thread``: a pool of Python threads each stepping whole ``CubeReorientEnv``s
+(``mj_step`` releases the GIL, the env's Python does not, which held 2 cores to 1.4-1.65x).
+``process``: one process per core, each stepping its slice as a batched env with one thread, one
+pipe round trip per process per step (SB3's ``subprocess`` pays one per env). ``serial``: SB3's
+DummyVecEnv. All give the same trajectories for the same seed; ``dexhand bench sim`` compares them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from sim.config import EnvConfig
 
-Backend = Literal["thread", "process", "subprocess", "serial"]
-BACKENDS: tuple[str, ...] = ("thread", "process", "subprocess", "serial")
+Backend = Literal["batch", "thread", "process", "subprocess", "serial"]
+BACKENDS: tuple[str, ...] = ("batch", "thread", "process", "subprocess", "serial")
+DEFAULT_BACKEND: Backend = "batch"
 
 
 class ThreadedVecEnv(DummyVecEnv):
@@ -85,10 +88,11 @@ def _slices(n_items: int, n_parts: int) -> list[range]:
     return [range(bounds[i], bounds[i + 1]) for i in range(n_parts)]
 
 
-def _batch_worker(remote: Any, parent_remote: Any, env_fns: list[Callable[[], gym.Env]]) -> None:
-    """Steps its slice of envs serially; answers ("ok", payload) or ("error", exception)."""
+def _batch_worker(remote: Any, parent_remote: Any, env_fns: list[Callable[[], gym.Env]],
+                  make_batch: Callable[[int], VecEnv] | None = None) -> None:
+    """Steps its slice of envs (one batched env, or serially); answers ("ok", payload) or ("error", exception)."""
     parent_remote.close()
-    batch = DummyVecEnv(env_fns)
+    batch = make_batch(len(env_fns)) if make_batch is not None else DummyVecEnv(env_fns)
     while True:
         try:
             cmd, data = remote.recv()
@@ -119,7 +123,7 @@ def _batch_worker(remote: Any, parent_remote: Any, env_fns: list[Callable[[], gy
                 wrapper, local = data
                 remote.send(("ok", batch.env_is_wrapped(wrapper, local)))
             elif cmd == "render":
-                remote.send(("ok", [env.render() for env in batch.envs]))
+                remote.send(("ok", list(batch.get_images())))
             elif cmd == "close":
                 batch.close()
                 remote.send(("ok", None))
@@ -138,7 +142,8 @@ class ProcessBatchVecEnv(VecEnv):
     produce the same trajectories; a worker's exception is re-raised in the caller.
     """
 
-    def __init__(self, env_fns: list[Callable[[], gym.Env]], n_processes: int | None = None) -> None:
+    def __init__(self, env_fns: list[Callable[[], gym.Env]], n_processes: int | None = None,
+                 make_batch: Callable[[int], VecEnv] | None = None) -> None:
         n_envs = len(env_fns)
         self.n_processes = max(1, min(n_processes or os.cpu_count() or 1, n_envs))
         self._slices = _slices(n_envs, self.n_processes)
@@ -146,7 +151,7 @@ class ProcessBatchVecEnv(VecEnv):
         self._remotes, self._processes = [], []
         for part in self._slices:
             remote, work_remote = ctx.Pipe()
-            proc = ctx.Process(target=_batch_worker, args=(work_remote, remote, [env_fns[i] for i in part]),
+            proc = ctx.Process(target=_batch_worker, args=(work_remote, remote, [env_fns[i] for i in part], make_batch),
                                daemon=True)
             proc.start()
             work_remote.close()
@@ -268,6 +273,19 @@ def limit_blas_threads() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+class BatchFactory:
+    """A picklable ``n -> BatchCubeReorientEnv`` (one thread) for process workers and Ray actors."""
+
+    def __init__(self, config: EnvConfig | None, overrides: Sequence[str] = (), n_threads: int = 1) -> None:
+        self.config, self.overrides, self.n_threads = config, tuple(overrides), n_threads
+
+    def __call__(self, n_envs: int) -> VecEnv:
+        from sim.batch_env import BatchCubeReorientEnv
+
+        limit_blas_threads()
+        return BatchCubeReorientEnv(n_envs, self.config, self.overrides, n_threads=self.n_threads)
+
+
 class _EnvThunk:
     def __init__(self, config: EnvConfig | None, overrides: tuple[str, ...], kwargs: dict[str, Any]) -> None:
         self.config, self.overrides, self.kwargs = config, overrides, kwargs
@@ -283,18 +301,26 @@ def make_vec_env(
     n_envs: int,
     config: EnvConfig | None = None,
     overrides: Sequence[str] = (),
-    backend: Backend = "thread",
+    backend: Backend = DEFAULT_BACKEND,
     n_workers: int | None = None,
     seed: int | None = None,
 ) -> VecEnv:
     """``n_envs`` environments stepped by ``n_workers`` threads or processes (default: all cores)."""
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    if backend == "batch":
+        from sim.batch_env import BatchCubeReorientEnv
+
+        limit_blas_threads()
+        vec: VecEnv = BatchCubeReorientEnv(n_envs, config, overrides, n_threads=n_workers)
+        if seed is not None:
+            vec.seed(seed)
+        return vec
     fns = [env_factory(config, overrides) for _ in range(n_envs)]
     if backend == "thread":
-        vec: VecEnv = ThreadedVecEnv(fns, n_threads=n_workers)
+        vec = ThreadedVecEnv(fns, n_threads=n_workers)
     elif backend == "process":
-        vec = ProcessBatchVecEnv(fns, n_processes=n_workers)
+        vec = ProcessBatchVecEnv(fns, n_processes=n_workers, make_batch=BatchFactory(config, overrides))
     elif backend == "subprocess":
         vec = SubprocVecEnv(fns, start_method="forkserver")
     elif backend == "serial":

@@ -1,0 +1,364 @@
+"""``BatchCubeReorientEnv``: N CubeReorient envs as one object, physics in native threads.
+
+Why: stepping N ``CubeReorientEnv`` objects from Python threads spends the GIL on each env's task
+logic, which kept 2 cores at 1.4-1.65x. Here the physics of all N envs is one call into
+``mujoco.batch.Batch`` (MuJoCo's own thread pool, no GIL, each env on its own randomized model,
+one persistent MjData per env), and the task logic around it runs once per step on (N, ...) arrays.
+
+Exactness: every env is a real ``CubeReorientEnv`` (its model, randomizers, RNG, reset code); a
+step draws from each env's RNG in the order ``CubeReorientEnv.step`` does and repeats its arithmetic
+operation for operation, so the same seeds and actions give bit-identical observations, rewards
+and infos to the single env and to the other ``sim.vec_env`` backends (tests/sim/test_batch_env.py).
+Reductions whose rounding depends on BLAS (quaternion norms and dot products) are done per env with
+the single env's own functions; everything element-wise is vectorised.
+
+Per-env latency and backlash stay: backlash is element-wise, and latency is a per-env control
+sequence over the substeps (the previous target for ``delay`` substeps, then the new one), run by
+``Batch.rollout`` in the same call. Random pushes are the env's ``xfrc_applied`` row for that step.
+
+The envs' own ``data`` is not updated by a step (the batch holds the state): ``env(i)``,
+``get_attr``, ``env_method`` and rendering copy the batch's state into it first, so code that reads
+a ``CubeReorientEnv``'s ``model``/``data`` (the planner, ADR hooks) sees the current state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from mujoco import batch as mj_batch
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from sim import rotations
+from sim.config import EnvConfig
+from sim.env import _BADQACC, _BADQPOS, _BADQVEL, HAND_ORIGIN, CubeReorientEnv
+from sim.task import StepOutcome, evaluate_step
+
+_INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
+_CTRL = mujoco.mjtState.mjSTATE_CTRL.value
+
+
+def _hamilton_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Hamilton product with the operation order of ``rotations._hamilton`` (exact)."""
+    aw, ax, ay, az = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+    bw, bx, by, bz = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    return np.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        axis=1,
+    )
+
+
+def _relative_rows(current: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """``rotations.relative`` for (N, 4) rows, bit-identical to its 1-D path."""
+    rel = _hamilton_rows(goal, current * np.array([1.0, -1.0, -1.0, -1.0]))
+    return np.where(rel[:, :1] >= 0, rel, -rel)
+
+
+class BatchCubeReorientEnv(VecEnv):
+    """``n_envs`` CubeReorient envs (SB3 VecEnv) whose physics runs on ``n_threads`` native threads.
+
+    Env ``i`` is seeded ``seed + i`` by ``seed()`` as in every SB3 VecEnv; auto-reset puts
+    ``terminal_observation`` and ``TimeLimit.truncated`` in the infos.
+    """
+
+    def __init__(
+        self,
+        n_envs: int,
+        config: EnvConfig | None = None,
+        overrides: Iterable[str] = (),
+        n_threads: int | None = None,
+    ) -> None:
+        if n_envs < 1:
+            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        overrides = tuple(overrides)
+        self.envs = [CubeReorientEnv(config, overrides) for _ in range(n_envs)]
+        first = self.envs[0]
+        self.n_threads = max(1, min(n_threads or os.cpu_count() or 1, n_envs))
+        self.batch = mj_batch.Batch(first.model, n_envs, nthread=self.n_threads, persistent=True)
+        self.batch.set_models([e.model for e in self.envs])
+        self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="dexhand-reset") if self.n_threads > 1 else None
+        ids = first.ids
+        self.ids = ids
+        self.substeps = first.cfg.scene.substeps
+        self.nu = first.model.nu
+        self.ctrl_low, self.ctrl_high = first.ctrl_low, first.ctrl_high
+        self.action_step = first.action_step  # ctrl ranges are not randomized: one row serves all
+        self._state = self.batch.state  # (N, nstate) integration state rows
+        self._qpos = self.batch.bind("qpos")
+        self._qvel = self.batch.bind("qvel")
+        self._xfrc = self.batch.bind("xfrc_applied")
+        self._site_xpos = self.batch.bind("site_xpos")
+        self._warnings = self.batch.warning  # (N, nwarning, 2): [lastinfo, number]
+        self._unstable_warnings = [_BADQACC, _BADQPOS, _BADQVEL]
+        n = n_envs
+        self._target = np.zeros((n, self.nu))
+        self._previous_action = np.zeros((n, self.nu))
+        self._backlash = np.zeros((n, self.nu))
+        self._start_height = np.zeros(n)
+        self._scene_params = np.zeros((n, first.n_scene_params))
+        self._control = np.empty((n, self.substeps, self.nu))
+        self._substep_index = np.arange(self.substeps)[None, :, None]
+        self._actions: np.ndarray | None = None
+        self._data_stale = np.zeros(n, dtype=bool)  # env.data behind the batch's state
+        super().__init__(n_envs, first.observation_space, first.action_space)
+
+    # ------------------------------------------------------------------------ bookkeeping
+    def _adopt(self, i: int) -> None:
+        """Env i was just reset on its own MjData: load its state and episode constants."""
+        env = self.envs[i]
+        mujoco.mj_getState(env.model, env.data, self._state[i], _INTEGRATION)
+        self._target[i] = env._target
+        self._previous_action[i] = env._previous_action
+        self._backlash[i] = env.action_perturbation.backlash
+        self._start_height[i] = env._start_height
+        self._scene_params[i] = env._scene_params
+        self._data_stale[i] = False
+
+    def _reset_envs(self, indices: Sequence[int], kwargs: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
+        """Run each env's own ``reset`` (randomization, cube placement, settling) and adopt it.
+
+        Resets run on a thread pool when there are several: their settling steps release the GIL.
+        """
+        def one(k: int) -> tuple[Any, Any]:
+            return self.envs[indices[k]].reset(**kwargs[k])
+
+        if self._pool is not None and len(indices) > 1:
+            results = list(self._pool.map(one, range(len(indices))))
+        else:
+            results = [one(k) for k in range(len(indices))]
+        for i in indices:
+            self._adopt(i)
+        self.batch.set_models([e.model for e in self.envs])  # reset rewrote randomized fields
+        return results
+
+    def sync(self, indices: VecEnvIndices = None) -> None:
+        """Copy the batch's state (whole MjData) into these envs' ``data``."""
+        for i in self._get_indices(indices):
+            if self._data_stale[i]:
+                self.batch.get_data(i, self.envs[i].data)
+                self._data_stale[i] = False
+
+    def env(self, i: int) -> CubeReorientEnv:
+        """Env i with its ``data`` current (for code that reads ``model``/``data``)."""
+        self.sync([i])
+        return self.envs[i]
+
+    # ------------------------------------------------------------------------ VecEnv API
+    def reset(self):
+        kwargs = []
+        for i in range(self.num_envs):
+            kw: dict[str, Any] = {"seed": self._seeds[i]}
+            if self._options[i]:
+                kw["options"] = self._options[i]
+            kwargs.append(kw)
+        results = self._reset_envs(range(self.num_envs), kwargs)
+        self.reset_infos = [info for _, info in results]
+        self._reset_seeds()
+        self._reset_options()
+        return {k: np.stack([obs[k] for obs, _ in results]) for k in self.observation_space.spaces}
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def _units(self, actions: Any) -> np.ndarray:
+        """``CubeReorientEnv._action_to_unit`` for (N, nu) actions."""
+        a = np.asarray(actions)
+        shape = (self.num_envs, *self.action_space.shape)
+        if a.shape != shape:
+            raise ValueError(f"actions have shape {a.shape}, expected {shape}")
+        task = self.envs[0].cfg.task
+        if task.action_mode == "discrete":
+            if not np.issubdtype(a.dtype, np.integer):
+                if not np.all(np.isfinite(a)):
+                    raise ValueError("action contains NaN or inf")
+                if not np.all(a == np.round(a)):
+                    raise ValueError("discrete action must hold integer bin indices")
+            bins = task.action_bins
+            if np.any(a < 0) or np.any(a >= bins):
+                raise ValueError(f"discrete action bins must be in [0, {bins - 1}]")
+            return a.astype(np.float64) / (bins - 1) * 2.0 - 1.0
+        a = a.astype(np.float64)
+        finite = np.isfinite(a)
+        if not finite.all():
+            env_i = int(np.flatnonzero(~finite.all(axis=1))[0])
+            bad = np.flatnonzero(~finite[env_i]).tolist()
+            raise ValueError(f"action of env {env_i} contains NaN or inf at indices {bad}")
+        return np.clip(a, -1.0, 1.0)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise RuntimeError("step_wait() without step_async()")
+        actions, self._actions = self._actions, None
+        unit = self._units(actions)
+        n, envs, ids, substeps = self.num_envs, self.envs, self.ids, self.substeps
+        for env in envs:
+            if env._task is None:
+                raise RuntimeError("call reset() before step()")
+
+        # Targets: relative to the last commanded target, then each env's backlash dead band.
+        previous = self._target
+        desired = np.clip(previous + unit * self.action_step, self.ctrl_low, self.ctrl_high)
+        delta = desired - previous
+        new_target = previous + np.sign(delta) * np.maximum(np.abs(delta) - self._backlash, 0.0)
+
+        # Per env, the RNG draws of CubeReorientEnv.step in its order: push, then latency.
+        delays = np.zeros(n, dtype=np.int64)
+        pushed = []
+        for i, env in enumerate(envs):
+            rng = env.np_random
+            force = env.forces.force(rng, env._cube_mass)
+            if force is not None:
+                self._xfrc[i, ids.cube_body, :3] = force
+                pushed.append(i)
+            delays[i] = env.action_perturbation.delay_substeps(rng, substeps)
+        np.copyto(self._control, np.where(self._substep_index < delays[:, None, None],
+                                          previous[:, None, :], new_target[:, None, :]))
+        before = self._warnings[:, self._unstable_warnings, 1].sum(axis=1)
+        try:
+            self.batch.rollout(substeps, control=self._control, control_spec=_CTRL, record=())
+        except mj_batch.SimulationError as exc:  # MuJoCo raised: those envs kept their state
+            before[exc.ids] = -1  # treated as unstable below
+        for i in pushed:
+            self._xfrc[i, ids.cube_body, :3] = 0.0
+        self._data_stale[:] = True
+        self._target = new_target
+        self._previous_action = unit
+        qpos = self._qpos
+        unstable = (self._warnings[:, self._unstable_warnings, 1].sum(axis=1) > before) | ~np.isfinite(qpos).all(axis=1)
+
+        # Task: per env (norms and distances exactly as the single env computes them).
+        cq = ids.cube_qpos
+        raw_quat = qpos[:, cq + 3:cq + 7]
+        norms = np.array([np.linalg.norm(q) for q in raw_quat])
+        cube_quat = raw_quat / norms[:, None]
+        drops = self._start_height - qpos[:, cq + 2]
+        rewards = np.zeros(n, dtype=np.float32)
+        dones = np.zeros(n, dtype=bool)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        outcomes: list[StepOutcome] = []
+        goals = np.empty((n, 4))
+        for i, env in enumerate(envs):
+            env._target = new_target[i]
+            env._previous_action = unit[i]
+            env._episode_steps += 1
+            task = env._task
+            if unstable[i]:
+                outcome = StepOutcome(0.0, False, False, False, True, float(task.previous_distance))
+                truncated[i] = True
+            else:
+                outcome = evaluate_step(env.cfg.task, task, cube_quat[i], float(drops[i]))
+                if outcome.success and not outcome.terminated:
+                    task.goal = env._sample_goal(env.np_random, cube_quat[i])
+                    task.previous_distance = float(rotations.distance(cube_quat[i], task.goal))
+                terminated[i] = outcome.terminated
+                truncated[i] = outcome.truncated or env._episode_steps >= env.cfg.max_episode_steps
+                if (terminated[i] or truncated[i]) and env.schedule is not None:
+                    env.schedule.report(env._episode_strengths, task.consecutive_successes)
+            outcomes.append(outcome)
+            rewards[i] = outcome.reward
+            goals[i] = task.goal
+
+        obs = self._observations(cube_quat, goals, unstable)
+        infos: list[dict[str, Any]] = []
+        for i, env in enumerate(envs):
+            o, task = outcomes[i], env._task
+            infos.append({
+                "is_success": bool(o.success), "consecutive_successes": task.consecutive_successes,
+                "dropped": bool(o.dropped), "rotation_distance": float(o.distance),
+                "sim_unstable": bool(unstable[i]), "goal_quat": task.goal.copy(),
+                "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+            })
+        dones = terminated | truncated
+        done_ids = np.flatnonzero(dones).tolist()
+        if done_ids:
+            for i in done_ids:
+                infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
+            results = self._reset_envs(done_ids, [{} for _ in done_ids])
+            for i, (reset_obs, reset_info) in zip(done_ids, results):
+                for k in obs:
+                    obs[k][i] = reset_obs[k]
+                self.reset_infos[i] = reset_info
+        return obs, rewards, dones, infos
+
+    def _observations(self, cube_quat: np.ndarray, goals: np.ndarray, unstable: np.ndarray) -> dict[str, np.ndarray]:
+        """``CubeReorientEnv._observation`` for all envs: per-env noise draws, vectorised maths."""
+        n, ids, envs = self.num_envs, self.ids, self.envs
+        for i in np.flatnonzero(unstable):  # as the single env: reset data, observe that
+            env = envs[i]
+            self.batch.reset([int(i)])
+            mujoco.mj_resetData(env.model, env.data)
+            mujoco.mj_getState(env.model, env.data, self._state[i], _INTEGRATION)
+            cube_quat[i] = env._cube_quat()
+        qpos, qvel = self._qpos, self._qvel
+        tips = (self._site_xpos[:, ids.fingertip_sites] - HAND_ORIGIN).reshape(n, -1)
+        cq = ids.cube_qpos
+        cube_pos = qpos[:, cq:cq + 3] - HAND_ORIGIN
+        joints = qpos[:, ids.hand_qpos]
+        for i in np.flatnonzero(unstable):  # derived fields of the reset data, as the env reads them
+            tips[i] = envs[i].fingertip_positions().ravel()
+        include_joints = envs[0].cfg.task.include_joint_angles
+        n_tips, n_joints = tips.shape[1], joints.shape[1]
+        noisy_tips, noisy_pos, noisy_quat = tips.copy(), cube_pos.copy(), cube_quat.copy()
+        noisy_joints = joints.copy() if include_joints else None
+        for i, env in enumerate(envs):
+            noise = env.obs_noise
+            if noise.strength <= 0:
+                continue
+            rng, c, s = env.np_random, noise.cfg, noise.strength
+            noisy_quat[i] = noise.quaternion(cube_quat[i], rng)  # its draws come first, as in the env
+            z = rng.standard_normal(n_tips + 3 + (n_joints if include_joints else 0))  # = rng.normal(0, std) calls
+            off = noise.offsets
+            noisy_tips[i] = tips[i] + off["fingertip_pos"] + (0.0 + c.fingertip_pos[1] * s * z[:n_tips])
+            noisy_pos[i] = cube_pos[i] + off["cube_pos"] + (0.0 + c.cube_pos[1] * s * z[n_tips:n_tips + 3])
+            if include_joints:
+                noisy_joints[i] = joints[i] + off["joint_pos"] + (0.0 + c.joint_pos[1] * s * z[n_tips + 3:])
+        noisy_quat = noisy_quat * np.where(noisy_quat[:, :1] >= 0, 1.0, -1.0)
+        parts = [noisy_tips, noisy_pos, noisy_quat, goals, _relative_rows(noisy_quat, goals), self._previous_action]
+        if include_joints:
+            parts.append(noisy_joints)
+        cv = ids.cube_qvel
+        critic = [joints, qvel[:, ids.hand_qvel], cube_pos, cube_quat, qvel[:, cv:cv + 6], goals,
+                  _relative_rows(cube_quat, goals), tips, self._previous_action, self._scene_params]
+        return {
+            "policy": np.concatenate(parts, axis=1).astype(np.float32),
+            "critic": np.concatenate(critic, axis=1).astype(np.float32),
+        }
+
+    # ------------------------------------------------------------------------ per-env access
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        targets = list(self._get_indices(indices))
+        self.sync(targets)
+        return [getattr(self.envs[i], method_name)(*method_args, **method_kwargs) for i in targets]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        targets = list(self._get_indices(indices))
+        self.sync(targets)
+        return [getattr(self.envs[i], attr_name) for i in targets]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for i in self._get_indices(indices):
+            setattr(self.envs[i], attr_name, value)
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        self.sync()
+        return [env.render() for env in self.envs]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for env in self.envs:
+            env.close()
