@@ -14,7 +14,8 @@ from dexhand.robot import joint_map
 from dexhand.robot.hand_names import ACTUATORS, CONTROLLERS, JOINTS
 
 pytestmark = pytest.mark.ros
-MAX_STEP = 0.3
+SPEED = 1.0  # rad/s, the rig's speed limit
+MAX_INTERVAL = 0.12  # SafetyConfig.max_interval: the most one action may be credited
 JOINT_TIMEOUT = 0.3
 
 
@@ -22,11 +23,15 @@ class FakeHand:
     """Controllers that record commands, and /joint_states + cube pose published while ``feeding``."""
 
     def __init__(self, rospy) -> None:
-        from dexhand_msgs.msg import CubePose, DriverStatus
+        from dexhand_msgs.msg import DriverStatus
+        from geometry_msgs.msg import PoseWithCovarianceStamped
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Bool, Float64
 
-        self.rospy, self.JointState, self.CubePose = rospy, JointState, CubePose
+        from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
+
+        self.rospy, self.JointState, self.CubePose = rospy, JointState, PoseWithCovarianceStamped
+        self.manager = ControllerManagerStandIn(rospy, "rh", "position", "/controller_manager")
         self.lock = threading.Lock()
         self.commands: list[list[float]] = [[] for _ in ACTUATORS]
         self.status = None
@@ -34,7 +39,7 @@ class FakeHand:
                      for i, a in enumerate(ACTUATORS)]
         rospy.Subscriber("/dexhand/driver/status", DriverStatus, self._status, queue_size=5)
         self.joint_pub = rospy.Publisher("/joint_states", JointState, queue_size=5)
-        self.pose_pub = rospy.Publisher("/dexhand/cube_pose", CubePose, queue_size=5)
+        self.pose_pub = rospy.Publisher("/dexhand/cube_pose", PoseWithCovarianceStamped, queue_size=5)
         self.action_pub = rospy.Publisher("/dexhand/policy/action", JointState, queue_size=5)
         self.estop_pub = rospy.Publisher("/dexhand/estop", Bool, queue_size=5, latch=False)
         self.Bool = Bool
@@ -59,8 +64,9 @@ class FakeHand:
                 js = self.JointState(name=joint_map.REAL_JOINT_NAMES, position=self.positions.tolist())
                 js.header.stamp = self.rospy.Time.now()
                 self.joint_pub.publish(js)
-                pose = self.CubePose(confidence=1.0)
-                pose.pose.orientation.w = 1.0
+                pose = self.CubePose()
+                pose.pose.pose.orientation.w = 1.0
+                pose.pose.covariance[0] = 1e-4
                 pose.header.stamp = js.header.stamp
                 self.pose_pub.publish(pose)
             time.sleep(0.01)
@@ -98,8 +104,9 @@ def rig(ros_master, test_node, tmp_path_factory):
 
     rospy = test_node
     hand = FakeHand(rospy)
-    rospy.set_param("/hand_driver/safety", {"max_step": MAX_STEP, "joint_state_timeout": JOINT_TIMEOUT,
-                                            "cube_pose_timeout": 0.5, "action_timeout": 5.0})
+    rospy.set_param("/hand_driver/safety", {"max_speed": SPEED, "joint_state_timeout": JOINT_TIMEOUT,
+                                            "cube_pose_timeout": 0.5, "action_timeout": 5.0, "range_margin": 0.0})
+    rospy.set_param("/hand_driver/action_source", rospy.get_name())
     log = open(tmp_path_factory.mktemp("driver") / "hand_driver.log", "wb")
     driver = subprocess.Popen(node_command("hand_driver", "__name:=hand_driver", "_controller_wait:=10"),
                               env=ros_master.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -125,21 +132,68 @@ def rig(ros_master, test_node, tmp_path_factory):
     log.close()
 
 
-def test_forwards_actions_clamped_and_step_limited(rig):
+def test_forwards_actions_clamped_and_speed_limited(rig):
     start = rig.last() if rig.count() else joint_map.commands_from_joint_positions(rig.positions)
+    time.sleep(0.2)  # a full max_interval of credit
     n = rig.count()
-    near = joint_map.model_targets_from_commands(start) + 0.05
+    near = joint_map.model_targets_from_commands(start) + 0.02  # <= SPEED x MAX_INTERVAL for every joint
     rig.act(near)
     wait_for(lambda: rig.count() > n, 2, "commands for an in-range action")
     expected = np.clip(joint_map.commands_from_model_targets(near), joint_map.COMMAND_LOWER, joint_map.COMMAND_UPPER)
     assert rig.last() == pytest.approx(expected, abs=1e-9)  # coupled J0: scale x model target
+    time.sleep(0.2)
     n = rig.count()
-    rig.act(np.full(20, 1e3))  # far out of range
+    rig.act(np.full(20, 3.0))  # out of range but plausible: clamped, at the speed limit
     wait_for(lambda: rig.count() > n, 2, "commands for an out-of-range action")
     out = rig.last()
     assert np.all(out <= joint_map.COMMAND_UPPER + 1e-9)
-    assert np.max(np.abs(out - expected)) <= MAX_STEP + 1e-9
-    assert np.max(np.abs(out - expected)) == pytest.approx(MAX_STEP)
+    assert np.max(np.abs(out - expected)) == pytest.approx(SPEED * MAX_INTERVAL, abs=1e-9)
+
+
+def test_speed_limit_holds_under_a_flood_of_actions(rig):
+    """200 actions/s pushing every joint to its far limit move it at SPEED rad/s, not per message."""
+    start = rig.last()
+    lower, upper = joint_map.MODEL_TARGET_LOWER, joint_map.MODEL_TARGET_UPPER
+    began = time.monotonic()
+    n = rig.count()
+    while time.monotonic() - began < 0.5:
+        rig.act(np.where(start > 0.5 * (joint_map.COMMAND_LOWER + joint_map.COMMAND_UPPER), lower, upper))
+        time.sleep(0.005)
+    elapsed = time.monotonic() - began
+    wait_for(lambda: rig.count() > n + 20, 3, "commands during the flood")
+    time.sleep(0.2)
+    moved = np.abs(rig.last() - start).max()
+    assert moved <= SPEED * (elapsed + 0.2 + MAX_INTERVAL) + 1e-6, f"moved {moved:.3f} rad in {elapsed:.2f} s"
+    assert moved >= SPEED * 0.2  # it did move, at about the speed limit
+
+
+def test_actions_from_a_second_node_are_refused_and_counted(rig, ros_master):
+    """Another node floods the action topic with +-1e9 at 100 Hz: nothing of it reaches a controller."""
+    import sys
+
+    code = (
+        "import rospy, time\n"
+        "from sensor_msgs.msg import JointState\n"
+        "from dexhand.robot import joint_map\n"
+        "rospy.init_node('intruder')\n"
+        "pub = rospy.Publisher('/dexhand/policy/action', JointState, queue_size=10)\n"
+        "time.sleep(1.0)\n"
+        "for i in range(150):\n"
+        "    pub.publish(JointState(name=joint_map.ACTUATOR_MODEL_NAMES, position=[(-1) ** i * 1e9] * 20))\n"
+        "    time.sleep(0.01)\n"
+    )
+    before, n, held = rig.status.foreign_actions, rig.count(), rig.last()
+    subprocess.run([sys.executable, "-c", code], env=ros_master.env, check=True, timeout=60)
+    wait_for(lambda: rig.status.foreign_actions >= before + 100, 3, "the driver to count the foreign actions")
+    assert rig.count() == n and np.allclose(rig.last(), held)
+    assert rig.status.action_source == rospy_name()
+    assert np.all(np.isfinite(rig.all_values()))
+
+
+def rospy_name() -> str:
+    import rospy
+
+    return rospy.get_name()
 
 
 def test_nan_and_inf_never_reach_a_controller(rig):
@@ -186,6 +240,46 @@ def test_estop_topic_and_service(rig):
     wait_for(lambda: rig.status.state == "estop", 2, "e-stop from the service")
     rig.estop_pub.publish(rig.Bool(False))
     wait_for(lambda: rig.status.state == "running", 2, "running after topic release")
+
+
+def test_refuses_loaded_but_stopped_position_controllers(rig, ros_master, test_node):
+    """controller_manager lists the 20 position controllers, stopped, and a trajectory controller running."""
+    from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
+    from dexhand.ros.launcher import node_command
+
+    ControllerManagerStandIn(test_node, "rh", "trajectory", "/cm_stopped")
+    done = subprocess.run(node_command("hand_driver", "__name:=driver_stopped", "_controller_manager_ns:=/cm_stopped",
+                                       "joint_states:=/stopped/joint_states"),
+                          env=ros_master.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "loaded but not running" in done.stderr and "sh_rh_ffj0_position_controller (stopped)" in done.stderr
+
+
+def test_switches_controllers_and_restores_them(rig, ros_master, test_node, tmp_path):
+    """switch_controllers: stop the trajectory controllers, start the position ones; undo it on exit."""
+    from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
+    from dexhand.ros.launcher import node_command, stop_process
+
+    cm = ControllerManagerStandIn(test_node, "rh", "trajectory", "/cm_switch")
+    log = open(tmp_path / "driver_switch.log", "wb")
+    driver = subprocess.Popen(node_command("hand_driver", "__name:=driver_switch", "_controller_manager_ns:=/cm_switch",
+                                           "_switch_controllers:=true", "joint_states:=/switch/joint_states",
+                                           "dexhand/driver/status:=/switch/status"),
+                              env=ros_master.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: cm.switches == 1 or driver.poll() is not None, 30, "the driver's switch_controller call")
+        assert cm.states["sh_rh_ffj0_position_controller"] == "running"
+        assert cm.states["rh_trajectory_controller"] == "stopped" and cm.states["rh_wr_trajectory_controller"] == "stopped"
+        assert sorted(cm.calls[0][1]) == ["rh_trajectory_controller", "rh_wr_trajectory_controller"]
+        assert len(cm.calls[0][0]) == 20
+    finally:
+        stop_process(driver)
+        log.close()
+    assert cm.switches == 2, (tmp_path / "driver_switch.log").read_text()[-2000:]
+    assert cm.states["rh_trajectory_controller"] == "running"
+    assert cm.states["sh_rh_ffj0_position_controller"] == "stopped"
+    text = (tmp_path / "driver_switch.log").read_text()
+    assert "controllers restored" in text
 
 
 @pytest.mark.parametrize("controllers", [
