@@ -52,7 +52,8 @@ class TrainConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     adr: AdrConfig = field(default_factory=AdrConfig)
     n_envs: int = 8
-    vec_backend: Literal["thread", "process", "subprocess", "serial"] = "thread"
+    # sim.vec_env backends; "batch": one batched env, physics on MuJoCo's native threads
+    vec_backend: Literal["batch", "thread", "process", "subprocess", "serial"] = "batch"
     n_workers: int | None = None  # threads/processes; default: all cores
     total_timesteps: int = 1_000_000
     checkpoint_every: int = 50_000  # env steps
@@ -78,7 +79,7 @@ class TrainConfig:
             raise ConfigError("adr.enabled: ADR widens the randomization ranges, but env.randomization.enabled "
                               "is false; turn randomization on or ADR off")
         if self.adr.enabled and self.vec_backend in ("subprocess", "process"):
-            raise ConfigError("adr.enabled: ADR shares one state between envs and needs vec_backend thread or serial")
+            raise ConfigError("adr.enabled: ADR shares one state between envs and needs vec_backend batch, thread or serial")
         if self.envs_per_actor < 1:
             raise ConfigError(f"envs_per_actor: must be >= 1, got {self.envs_per_actor}")
         if self.ray_address is not None:
