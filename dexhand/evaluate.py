@@ -25,6 +25,7 @@ class CheckpointPolicy:
 
         self.model, self.mean, self.var, self.clip, self.eps, self.cfg = load_checkpoint(path)
         self.recurrent = hasattr(self.model.policy, "lstm_actor")
+        self.goal_mode = self.cfg.env.task.goal_mode  # what it was trained for (an export's metadata says the same)
         self.reset()
 
     def reset(self) -> None:
@@ -51,6 +52,7 @@ class OnnxObservationPolicy:
         from dexhand.deploy import OnnxPolicy
 
         self.runtime = OnnxPolicy.load(path)
+        self.goal_mode = self.runtime.meta.get("goal_mode")
 
     def reset(self) -> None:
         self.runtime.reset()
@@ -103,6 +105,10 @@ def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_st
 
     from sim.env import CubeReorientEnv
 
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes: need at least 1 episode to evaluate, got {episodes}")
+    if max_steps < 1:
+        raise ValueError(f"max steps: need at least 1 control step per episode, got {max_steps}")
     env = CubeReorientEnv(overrides=overrides)
     bind_to_env(policy, env)
     if vision:  # the cube pose comes from the pose estimator on rendered images

@@ -7,26 +7,32 @@ layout, action scaling, joint order, control period and the fingertip kinematic 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mujoco
 import numpy as np
 import torch as th
 from torch import nn
 
+# ``sim`` first: it picks MuJoCo's GL backend (EGL/OSMesa), which MuJoCo reads once, when it is imported.
+from sim.configio import from_dict  # isort: skip
+from sim.env import HAND_ORIGIN, CubeReorientEnv  # isort: skip
+from sim.scene import FINGERTIP_SITES  # isort: skip
 from dexhand.robot import hand_names
 from dexhand.train import checkpoint as ckpt
-from sim.configio import from_dict
-from sim.env import HAND_ORIGIN, CubeReorientEnv
-from sim.scene import FINGERTIP_SITES
+
+if TYPE_CHECKING:
+    import mujoco
 
 OPSET = 17
 
 
 def kinematic_chain(model: mujoco.MjModel) -> dict[str, Any]:
     """The bodies between the world and the fingertip sites, for ``dexhand.deploy.kinematics``."""
+    import mujoco  # after sim (above) chose the GL backend
+
     needed: set[int] = set()
     for site in FINGERTIP_SITES:
         b = int(model.site(site).bodyid[0])
@@ -76,6 +82,17 @@ class ExportedActor(nn.Module):
         return (action,)
 
 
+# Config fields older checkpoints may hold that no longer exist (their meaning does not affect the policy).
+REMOVED_FIELDS = (("adr", "initial_strength"),)
+
+
+def _upgrade_config(data: dict[str, Any]) -> dict[str, Any]:
+    for section, name in REMOVED_FIELDS:
+        if isinstance(data.get(section), dict):
+            data[section].pop(name, None)
+    return data
+
+
 def load_checkpoint(path: Path):
     """(model, obs_mean, obs_var, clip_obs, eps, TrainConfig) from a run folder, checkpoint or model.zip."""
     import pickle
@@ -86,7 +103,7 @@ def load_checkpoint(path: Path):
     from dexhand.train.trainer import algorithm
 
     found = ckpt.resolve(Path(path))
-    cfg = from_dict(TrainConfig, yaml.safe_load((found.path / ckpt.CONFIG_FILE).read_text()))
+    cfg = from_dict(TrainConfig, _upgrade_config(yaml.safe_load((found.path / ckpt.CONFIG_FILE).read_text())))
     algo, _ = algorithm(cfg)
     model = algo.load(found.model, device="cpu")
     n = model.observation_space["policy"].shape[0]
@@ -142,5 +159,6 @@ def export(checkpoint_path: Path, out: Path) -> Path:
         "num_timesteps": int(model.num_timesteps),
     }
     env.close()
+    meta["onnx_sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()  # ties the sidecar to this graph
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return out

@@ -7,6 +7,7 @@ observation, scale actions and name joints.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,22 +39,57 @@ class OnnxPolicy:
 
         self.path = Path(model_path)
         self.meta = metadata
+        meta_path = self.path.with_suffix(".json")
+        if not isinstance(metadata, dict):
+            raise ValueError(f"policy metadata {meta_path} is not a JSON object")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
-        self.recurrent = bool(metadata["recurrent"])
-        self.hidden_size = int(metadata.get("lstm_hidden", 0))
-        self.layout = {k: slice(v[0], v[1]) for k, v in metadata["observation_layout"].items()}
-        self.n_obs = int(metadata["n_observation"])
-        self.n_actions = int(metadata["n_actions"])
-        self.action_step = np.asarray(metadata["action_step"], dtype=np.float64)
-        self.ctrl_low = np.asarray(metadata["ctrl_low"], dtype=np.float64)
-        self.ctrl_high = np.asarray(metadata["ctrl_high"], dtype=np.float64)
-        self.actuated = np.asarray(metadata["actuated_joint_index"], dtype=int)
-        self.kinematics = FingertipKinematics(metadata["kinematics"])
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as exc:  # onnxruntime's own errors (InvalidProtobuf, Fail, ...) as one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"cannot load the ONNX policy {self.path}: {first}") from exc
+        try:
+            self.recurrent = bool(metadata["recurrent"])
+            self.hidden_size = int(metadata.get("lstm_hidden", 0))
+            self.layout = {k: slice(v[0], v[1]) for k, v in metadata["observation_layout"].items()}
+            self.n_obs = int(metadata["n_observation"])
+            self.n_actions = int(metadata["n_actions"])
+            self.action_step = np.asarray(metadata["action_step"], dtype=np.float64)
+            self.ctrl_low = np.asarray(metadata["ctrl_low"], dtype=np.float64)
+            self.ctrl_high = np.asarray(metadata["ctrl_high"], dtype=np.float64)
+            self.actuated = np.asarray(metadata["actuated_joint_index"], dtype=int)
+            self.kinematics = FingertipKinematics(metadata["kinematics"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"policy metadata {meta_path} is malformed ({type(exc).__name__}: {exc})") from exc
+        self._check_metadata_matches(meta_path)
         self.reset()
+
+    def _check_metadata_matches(self, meta_path: Path) -> None:
+        """The sidecar must describe this graph: its hash when it records one, and the graph's shapes."""
+        recorded = self.meta.get("onnx_sha256")
+        if recorded is not None and recorded != hashlib.sha256(self.path.read_bytes()).hexdigest():
+            raise ValueError(f"policy metadata {meta_path} belongs to another model: its onnx_sha256 does not "
+                             f"match {self.path} (export both files together)")
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        problems = []
+        if "obs" not in inputs or "action" not in outputs:
+            problems.append(f"the graph has inputs {sorted(inputs)} and outputs {sorted(outputs)}, not obs -> action")
+        else:
+            if inputs["obs"][-1] != self.n_obs:
+                problems.append(f"the graph takes {inputs['obs'][-1]} observations, the metadata says {self.n_obs}")
+            if outputs["action"][-1] != self.n_actions:
+                problems.append(f"the graph gives {outputs['action'][-1]} actions, the metadata says {self.n_actions}")
+        if self.recurrent != ("h" in inputs):
+            problems.append(f"the metadata says recurrent={self.recurrent}, the graph "
+                            f"{'has' if 'h' in inputs else 'has no'} LSTM state inputs")
+        elif self.recurrent and inputs["h"][-1] != self.hidden_size:
+            problems.append(f"the graph's LSTM has {inputs['h'][-1]} units, the metadata says {self.hidden_size}")
+        if problems:
+            raise ValueError(f"policy metadata {meta_path} does not belong to {self.path}: {'; '.join(problems)}")
 
     @classmethod
     def load(cls, path: str | Path, providers: Sequence[str] | None = None) -> OnnxPolicy:
@@ -63,7 +99,11 @@ class OnnxPolicy:
             raise FileNotFoundError(f"policy model not found: {path}")
         if not meta_path.is_file():
             raise FileNotFoundError(f"policy metadata not found: {meta_path} (exported next to the .onnx)")
-        return cls(path, json.loads(meta_path.read_text()), providers)
+        try:
+            metadata = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"policy metadata {meta_path} is not valid JSON: {exc}") from exc
+        return cls(path, metadata, providers)
 
     def reset(self) -> None:
         """Start of an episode: zero LSTM state and previous action, targets from the next joints."""
