@@ -1,8 +1,9 @@
 """Start and stop a private ROS master and roslaunch runs (tests and ``dexhand bench ros``).
 
 Each master gets a free loopback port and its own ROS_HOME/ROS_LOG_DIR, so runs never meet another
-master. A background rosmaster ignores SIGINT: it is stopped with SIGTERM. ``roslaunch`` exits 0 even
-when a node dies at import, so ``wait_for_nodes`` checks that each node actually registered.
+master. A background rosmaster ignores SIGINT: it is stopped with SIGTERM. Launches go through
+``checked_launch`` (a required node that dies gives exit code 1), and ``wait_for_nodes`` checks that
+each node actually registered.
 """
 
 from __future__ import annotations
@@ -95,10 +96,14 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: f
 
 
 def roslaunch(env: dict[str, str], launch_file: str, args: Iterable[str] = (), log: Path | None = None):
-    """``roslaunch dexhand_ros <launch_file> args...`` in its own process group (stop with stop_process)."""
+    """``checked_launch dexhand_ros <launch_file> args...`` (roslaunch that exits 1 when a required node
+    died) in its own process group (stop with stop_process)."""
+    import sys
+
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(["roslaunch", "dexhand_ros", launch_file, *args], env=env, stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen([sys.executable, str(SCRIPTS / "checked_launch"), "dexhand_ros", launch_file, *args],
+                            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def node_command(node: str, *args: str) -> list[str]:

@@ -1,5 +1,7 @@
-"""The closed loop on sim_hand via sim_demo.launch: nodes up, ~12.5 Hz actions, the hand moves, and
-killing the policy node makes the driver hold within its watchdog timeout."""
+"""The closed loop on sim_hand via sim_demo.launch: nodes up, ~12.5 Hz actions, the hand moves; NaN
+cube poses and joint states make the policy skip cycles but not die; killing the policy node makes
+the driver hold within its watchdog timeout and the respawned policy brings it back to running; a
+dead required node makes the launch exit non-zero."""
 
 from __future__ import annotations
 
@@ -66,6 +68,55 @@ def test_closed_loop_runs_at_control_rate_and_moves_the_hand(sim_loop, test_node
         sub.unregister()
 
 
+def wait_state(states, wanted: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if states and states[-1][1].state == wanted:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_nan_pose_and_joint_state_make_the_policy_skip_not_die(sim_loop, test_node):
+    import rosnode
+    from dexhand_msgs.msg import PolicyDiagnostics
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from sensor_msgs.msg import JointState
+
+    from dexhand.robot import joint_map
+
+    rospy = test_node
+    diag = {}
+    actions = []
+    subs = [rospy.Subscriber("/dexhand/policy/diagnostics", PolicyDiagnostics, lambda m: diag.update(msg=m), queue_size=5),
+            rospy.Subscriber("/dexhand/policy/action", JointState, lambda m: actions.append(time.monotonic()),
+                             queue_size=20)]
+    pose_pub = rospy.Publisher("/dexhand/cube_pose_gt", PoseWithCovarianceStamped, queue_size=5)
+    joint_pub = rospy.Publisher("/joint_states", JointState, queue_size=5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (diag.get("msg") is None or pose_pub.get_num_connections() < 3):
+        time.sleep(0.05)
+    skipped = diag["msg"].skipped_cycles
+    nan = float("nan")
+    began = time.monotonic()
+    while time.monotonic() - began < 1.5:
+        pose = PoseWithCovarianceStamped()
+        pose.header.stamp = rospy.Time.now()
+        pose.pose.pose.position.x = nan
+        pose.pose.pose.orientation.w = nan
+        pose_pub.publish(pose)
+        joint_pub.publish(JointState(name=joint_map.REAL_JOINT_NAMES, position=[nan] * 24))
+        time.sleep(0.03)
+    time.sleep(0.5)
+    assert diag["msg"].skipped_cycles > skipped, "NaN inputs did not make the policy skip a cycle"
+    assert rosnode.rosnode_ping("/policy", max_count=1), "the policy node died on NaN inputs"
+    del actions[:]
+    time.sleep(1.5)
+    assert len(actions) >= 10, f"only {len(actions)} actions in 1.5 s after the NaN inputs stopped"
+    for sub in subs:
+        sub.unregister()
+
+
 def test_killing_the_policy_makes_the_driver_hold(sim_loop, test_node):
     import rosnode
     from dexhand_msgs.msg import DriverStatus
@@ -88,8 +139,20 @@ def test_killing_the_policy_makes_the_driver_hold(sim_loop, test_node):
     assert held_at - killed_at <= ACTION_TIMEOUT + 0.5
     sent = held.commands_sent
     time.sleep(0.5)
-    assert states[-1][1].commands_sent == sent  # nothing new reaches the hand
+    assert states[-1][1].commands_sent == sent or states[-1][1].state == "running"  # nothing new reaches the hand
+    # The launch respawns the policy (policy_respawn, 1 s): the loop runs again by itself.
+    assert wait_state(states, "running", 30), f"driver after the policy's respawn: {states[-1][1]}"
     sub.unregister()
+
+
+def test_a_dead_required_node_makes_the_launch_fail(sim_loop):
+    """Last in this module: it ends the launch. checked_launch exits 1 where roslaunch exits 0."""
+    import rosnode
+
+    launch, log = sim_loop
+    assert rosnode.kill_nodes(["/goal_manager"])[0] == ["/goal_manager"]
+    assert launch.wait(timeout=60) == 1
+    assert "required node died: goal_manager" in log.read_text()
 
 
 def test_a_node_that_fails_at_start_is_reported(ros_master):
