@@ -20,7 +20,8 @@ APT_PACKAGES := python3-venv python3-rospy python3-roslaunch python3-rosmaster p
   python3-sensor-msgs python3-geometry-msgs python3-trajectory-msgs catkin rosbash \
   ros-message-generation ros-message-runtime ros-std-msgs ros-geometry-msgs ros-sensor-msgs \
   ros-trajectory-msgs libstd-msgs-dev libgeometry-msgs-dev libsensor-msgs-dev \
-  libtrajectory-msgs-dev librostest-dev python3-std-srvs ros-std-srvs \
+  libtrajectory-msgs-dev librostest-dev python3-std-srvs ros-std-srvs python3-diagnostic-msgs \
+  ros-diagnostic-msgs libdiagnostic-msgs-dev python3-tf2-ros python3-tf2-msgs ros-tf2-msgs \
   libegl1 libgl1 libosmesa6 libgles2 dataset-fashion-mnist
 # R data packages: unpacked for their data files only (no R needed).
 R_DATA_PACKAGES := r-cran-janeaustenr r-cran-mlbench
