@@ -185,6 +185,7 @@ BENCHMARKS = {
     "train": "train",
     "vision": "vision",
     "ros": "ros",
+    "ros-faults": "ros_faults",
     "scale": "scale",
     "plan": "plan",
 }
