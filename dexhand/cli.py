@@ -97,16 +97,16 @@ def cmd_render(args: argparse.Namespace) -> int:
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
-def _config_path(name: str) -> Path:
-    """A YAML path, or the name of a shipped config (smoke, default, large, shipped)."""
+def _config_path(name: str, folder: Path = CONFIG_DIR) -> Path:
+    """A YAML path, or the name of a shipped config in ``folder`` (training: smoke, default, large, shipped)."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         return path
-    shipped = CONFIG_DIR / f"{name}.yaml"
+    shipped = folder / f"{name}.yaml"
     if not shipped.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise FileNotFoundError(f"no config {name!r}: give a .yaml path or one of {known}")
     return shipped
 
@@ -128,6 +128,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.close()
     print(f"[train] {result.num_timesteps} steps, {result.env_steps_per_s:.0f} env steps/s, mean consecutive "
           f"successes (last 100 episodes) {result.mean_consecutive_successes:.2f}; checkpoint {result.checkpoint}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from dexhand.distill.config import DistillConfig
+    from dexhand.distill.dagger import Dagger
+    from sim.configio import load_yaml
+
+    path = _config_path(args.config, CONFIG_DIR / "distill")
+    cfg = load_yaml(DistillConfig, path, args.overrides)
+    run_dir = args.run_dir or Path("runs") / f"distill_{path.stem}"
+    dagger = Dagger(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    print(f"[distill] config {path} -> {run_dir} (TensorBoard: tensorboard --logdir {run_dir / 'tb'})")
+    try:
+        saved = dagger.run()
+    finally:
+        dagger.close()
+    print(f"[distill] student checkpoint {saved}; evaluate with: dexhand eval {run_dir}")
     return 0
 
 
@@ -264,6 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training config overrides, e.g. n_envs=16 env.task.goal_mode=z ppo.learning_rate=1e-4")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("distill", help="distill the sampling-MPC planner into the robot policy (DAgger)",
+                       description="DAgger: the planner labels the states the student visits (a beta-mixture of "
+                                   "teacher and student actions, beta decaying per iteration); (observation, "
+                                   "teacher action) pairs go to RUN_DIR/shards; the student is refit after each "
+                                   "iteration and saved as a training checkpoint (dexhand eval/export RUN_DIR, or "
+                                   "PPO fine-tuning with init_from=RUN_DIR).")
+    p.add_argument("--config", default="student", help="YAML path or shipped distill config name (default student)")
+    p.add_argument("--run-dir", type=Path, default=None, help="output folder (default runs/distill_<config>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("overrides", nargs="*", metavar="field.path=value",
+                   help="distill config overrides, e.g. dagger.iterations=4 planner_overrides=[n_samples=32]")
+    p.set_defaults(func=cmd_distill)
+
     p = sub.add_parser("eval", help="consecutive successes of a policy over held-out episodes",
                        description="Evaluate a policy: consecutive successes (mean, median, p25/p75, max), drop "
                                    "rate and time per success, as a table, a JSON file and a histogram PNG.")
@@ -338,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dexhand: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as exc:  # config and input errors: one clear line
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # config and input errors: one clear line
         print(f"dexhand: error: {exc}", file=sys.stderr)
         return 2
 

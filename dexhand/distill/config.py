@@ -1,0 +1,67 @@
+"""Distillation settings: the student (a training config), the teacher (a planner config), DAgger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dexhand.train.config import TrainConfig
+from sim.configio import ConfigError
+
+
+@dataclass
+class DaggerConfig:
+    """DAgger: iteration i executes the teacher's action with probability beta0 x decay^i."""
+
+    iterations: int = 6
+    steps_per_iteration: int = 2000  # labelled control steps gathered per iteration (all envs)
+    beta0: float = 1.0  # iteration 0 drives with the teacher only
+    beta_decay: float = 0.5
+    beta_min: float = 0.0
+    episode_steps: int = 400  # cap on one collection episode (control steps)
+    shard_size: int = 500  # samples per shard file
+    n_envs: int = 2  # envs stepped in turn (one teacher each, so warm starts stay per env)
+
+    def validate(self) -> None:
+        if self.iterations < 1 or self.steps_per_iteration < 1:
+            raise ConfigError("dagger.iterations and dagger.steps_per_iteration must be >= 1")
+        if not 0.0 <= self.beta_min <= self.beta0 <= 1.0:
+            raise ConfigError(f"dagger.beta0 / beta_min: need 0 <= beta_min <= beta0 <= 1, got "
+                              f"{self.beta_min}, {self.beta0}")
+        if not 0.0 <= self.beta_decay <= 1.0:
+            raise ConfigError(f"dagger.beta_decay: must be in [0, 1], got {self.beta_decay}")
+        if self.shard_size < 1 or self.n_envs < 1 or self.episode_steps < 1:
+            raise ConfigError("dagger.shard_size, dagger.n_envs and dagger.episode_steps must be >= 1")
+
+    def beta(self, iteration: int) -> float:
+        return max(self.beta_min, self.beta0 * self.beta_decay**iteration)
+
+
+@dataclass
+class FitConfig:
+    """Supervised fit of the student's mean action to the teacher's, on all shards so far."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    validation_fraction: float = 0.1
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
+            raise ConfigError("fit.epochs >= 1, fit.batch_size >= 2 and fit.learning_rate > 0 are required")
+        if not 0.0 <= self.validation_fraction < 0.5:
+            raise ConfigError("fit.validation_fraction: must be in [0, 0.5)")
+
+
+@dataclass
+class DistillConfig:
+    student: TrainConfig = field(default_factory=TrainConfig)  # network, env and the checkpoint format
+    planner: str = "teacher"  # planner config name or YAML (dexhand/configs/planner/)
+    planner_overrides: list[str] = field(default_factory=list)
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.student.net.recurrent:
+            raise ConfigError("student.net.recurrent: distillation fits a feed-forward student; set it to false")
