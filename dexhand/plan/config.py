@@ -54,6 +54,10 @@ class PlannerConfig:
     # proportionally fewer substeps, and fewer solver iterations. 1 / None keep the env's.
     plan_timestep_scale: int = 1
     plan_solver_iterations: int | None = None
+    # Privileged latency: new targets reach the rollouts this many control steps late, as the env's
+    # randomized action latency delays them (None: the episode's mean delay, read from the env).
+    plan_latency: float | None = None
+    hold_candidate: bool = True  # one rollout keeps the current targets: a safe fallback always competes
     seed: int = 0
     cost: CostConfig = field(default_factory=CostConfig)
 
@@ -76,5 +80,7 @@ class PlannerConfig:
             raise ConfigError(f"n_threads: must be >= 0, got {self.n_threads}")
         if self.plan_timestep_scale < 1:
             raise ConfigError(f"plan_timestep_scale: must be >= 1, got {self.plan_timestep_scale}")
+        if self.plan_latency is not None and not 0.0 <= self.plan_latency <= 1.0:
+            raise ConfigError(f"plan_latency: must be in [0, 1] control steps, got {self.plan_latency}")
         if self.plan_solver_iterations is not None and self.plan_solver_iterations < 1:
             raise ConfigError("plan_solver_iterations: must be >= 1")

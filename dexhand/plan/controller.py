@@ -37,7 +37,7 @@ class MpcController:
         if env is None:
             raise RuntimeError("MpcController: bind_env(env) before reset()")
         self.planner.bind(env.model, env.cfg.scene.substeps, env.ctrl_low, env.ctrl_high, env.action_step,
-                          env.current_target)
+                          env.current_target, latency_steps=0.5 * env.action_perturbation.latency_fraction)
         self.cube_rest = env.cube_pos
 
     def act(self, observation=None) -> np.ndarray:

@@ -55,8 +55,9 @@ class SamplingPlanner:
 
     # ----------------------------------------------------------------------------- episode set-up
     def bind(self, model: mujoco.MjModel, substeps: int, ctrl_low: np.ndarray, ctrl_high: np.ndarray,
-             max_step: np.ndarray, start_target: np.ndarray) -> None:
-        """Plan on (a copy of) this episode's model; ``max_step`` is the largest target change per step."""
+             max_step: np.ndarray, start_target: np.ndarray, latency_steps: float = 0.0) -> None:
+        """Plan on (a copy of) this episode's model; ``max_step`` is the largest target change per step,
+        ``latency_steps`` how late (in control steps) a new target takes effect in this episode."""
         cfg = self.cfg
         self.model = copy.copy(model)
         scale = cfg.plan_timestep_scale
@@ -66,6 +67,8 @@ class SamplingPlanner:
         if cfg.plan_solver_iterations is not None:
             self.model.opt.iterations = cfg.plan_solver_iterations
         self.substeps = substeps // scale
+        latency = latency_steps if cfg.plan_latency is None else cfg.plan_latency
+        self.delay = min(int(round(latency * self.substeps)), self.substeps - 1)
         self._datas = [mujoco.MjData(self.model) for _ in range(self.n_threads)]
         self.ctrl_low, self.ctrl_high, self.max_step = ctrl_low, ctrl_high, max_step
         self.half_range = 0.5 * (ctrl_high - ctrl_low)
@@ -91,12 +94,18 @@ class SamplingPlanner:
         knot_noise = self.rng.normal(size=(n, self.cfg.n_knots, self.model.nu)) * std
         knot_noise[0] = 0.0  # the nominal plan itself competes
         plans = self.nominal[None] + np.einsum("hk,nku->nhu", self._interp, knot_noise)
+        if self.cfg.hold_candidate:
+            plans[1] = start  # and so does holding every joint where it is commanded now
         return self._feasible(plans, start)
 
     def _rollout(self, data: mujoco.MjData, plans: np.ndarray) -> np.ndarray:
         """Roll every plan out from ``data``'s state; states at the end of each control step."""
         mujoco.mj_getState(self._source_model, data, self._state, _FULL)
         controls = np.repeat(plans, self.substeps, axis=1)
+        if self.delay:  # each new target arrives ``delay`` substeps into its control step
+            previous = np.concatenate([np.broadcast_to(self._start, plans[:, :1].shape), plans[:, :-1]], axis=1)
+            for k in range(plans.shape[1]):
+                controls[:, k * self.substeps : k * self.substeps + self.delay] = previous[:, k : k + 1]
         states, _ = self._pool.rollout(self.model, self._datas, self._state, controls)
         return states[:, self.substeps - 1 :: self.substeps]
 
@@ -111,6 +120,7 @@ class SamplingPlanner:
         cfg = self.cfg
         t0 = time.perf_counter()
         self._source_model, self.cube_qpos, self.cube_qvel = source_model, cube_qpos, cube_qvel
+        self._start = start_target
         base_std = cfg.noise_std * self.half_range
         best_cost = np.inf
         best_plan = self.nominal
