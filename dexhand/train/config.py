@@ -45,12 +45,37 @@ class NetworkConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """PPO fine-tuning of a policy that starts from other weights (``init_from``, e.g. a distilled student)."""
+
+    critic_warmup_steps: int = 0  # env steps at the start during which only the value function trains
+    bc_coef: float = 0.0  # weight of mean ||mu(s) - mu_init(s)||^2 toward the initial actor's mean action
+    bc_decay_steps: int = 0  # env steps over which bc_coef decays linearly to 0
+
+    @property
+    def active(self) -> bool:
+        return self.critic_warmup_steps > 0 or self.bc_coef > 0
+
+    def validate(self) -> None:
+        if self.critic_warmup_steps < 0 or self.bc_decay_steps < 0:
+            raise ConfigError("finetune.critic_warmup_steps and finetune.bc_decay_steps: must be >= 0")
+        if self.bc_coef < 0:
+            raise ConfigError("finetune.bc_coef: must be >= 0")
+        if self.bc_coef > 0 and self.bc_decay_steps < 1:
+            raise ConfigError("finetune.bc_decay_steps: give the env steps over which bc_coef decays to 0 (>= 1)")
+
+
+@dataclass
 class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     net: NetworkConfig = field(default_factory=NetworkConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     adr: AdrConfig = field(default_factory=AdrConfig)
+    # A run or checkpoint folder whose policy weights (actor; critic where shapes match) and observation
+    # statistics a fresh run starts from; a resumed run ignores it.
+    init_from: str | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     n_envs: int = 8
     # sim.vec_env backends; "batch": one batched env, physics on MuJoCo's native threads
     vec_backend: Literal["batch", "thread", "process", "subprocess", "serial"] = "batch"
@@ -75,6 +100,11 @@ class TrainConfig:
             raise ConfigError("total_timesteps and checkpoint_every must be >= 1")
         if self.torch_threads < 1 or (self.update_threads is not None and self.update_threads < 1):
             raise ConfigError("torch_threads and update_threads: must be >= 1")
+        if self.finetune.active and self.net.recurrent:
+            raise ConfigError("finetune.critic_warmup_steps / finetune.bc_coef: need a feed-forward policy "
+                              "(net.recurrent=false)")
+        if self.init_from is not None and not str(self.init_from).strip():
+            raise ConfigError("init_from: give a run or checkpoint folder, or leave it unset")
         if self.adr.enabled and not self.env.randomization.enabled:
             raise ConfigError("adr.enabled: ADR widens the randomization ranges, but env.randomization.enabled "
                               "is false; turn randomization on or ADR off")

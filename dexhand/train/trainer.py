@@ -32,8 +32,9 @@ from dexhand.train import checkpoint
 from dexhand.train.adr import AutomaticDomainRandomization
 from dexhand.train.config import PPOConfig, TrainConfig
 from dexhand.train.curriculum import GoalCurriculum
+from dexhand.train.finetune import FinetunePPO, init_from_checkpoint
 from dexhand.train.networks import AsymmetricLstmPolicy, AsymmetricPolicy
-from sim.configio import to_dict
+from sim.configio import ConfigError, to_dict
 from sim.vec_env import make_vec_env
 
 EPISODE_KEYS = ("consecutive_successes", "dropped")
@@ -44,7 +45,18 @@ def algorithm(cfg: TrainConfig):
         from sb3_contrib import RecurrentPPO
 
         return RecurrentPPO, AsymmetricLstmPolicy
+    if cfg.finetune.active:  # PPO with critic warm-up and the BC term
+        return FinetunePPO, AsymmetricPolicy
     return PPO, AsymmetricPolicy
+
+
+def algo_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The algorithm's settings from the config: PPO's, plus fine-tuning's where it is on."""
+    kw = ppo_kwargs(cfg.ppo)
+    if algorithm(cfg)[0] is FinetunePPO:
+        f = cfg.finetune
+        kw.update(critic_warmup_steps=f.critic_warmup_steps, bc_coef=f.bc_coef, bc_decay_steps=f.bc_decay_steps)
+    return kw
 
 
 def policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
@@ -178,6 +190,9 @@ class Trainer:
         if resume and found is None:
             print(f"[train] no checkpoint in {self.run_dir}: starting a new run")
         state = found.load_state() if found else None
+        if found is None and cfg.finetune.active and not cfg.init_from:
+            raise ConfigError("finetune.*: fine-tuning starts from other weights; set init_from=RUN_OR_CHECKPOINT_DIR "
+                              "(or turn finetune.critic_warmup_steps and finetune.bc_coef off)")
         done = state["num_timesteps"] if state else 0
         set_random_seed(cfg.seed + done)
         envs = build_envs(cfg, seed=cfg.seed + done)
@@ -191,7 +206,9 @@ class Trainer:
             # The config's PPO settings win over the checkpoint's, so `--resume ppo.learning_rate=1e-4`
             # does what it says; weights, optimizer moments and step count come from the checkpoint.
             self.model = algo.load(found.model, env=self.envs, device=cfg.device,
-                                   tensorboard_log=str(self.run_dir / "tb"), **ppo_kwargs(cfg.ppo))
+                                   tensorboard_log=str(self.run_dir / "tb"), **algo_kwargs(cfg))
+            if isinstance(self.model, FinetunePPO) and state.get("finetune"):
+                self.model.load_reference(state["finetune"])
             if self.curriculum and state.get("curriculum"):
                 self.curriculum.load_state_dict(state["curriculum"])
             if self.adr and state.get("adr"):
@@ -200,10 +217,14 @@ class Trainer:
             print(f"[train] resumed from {found.path} at {self.model.num_timesteps} steps")
         else:
             self.model = algo(
-                policy, self.envs, **ppo_kwargs(cfg.ppo),
+                policy, self.envs, **algo_kwargs(cfg),
                 policy_kwargs=policy_kwargs(cfg), tensorboard_log=str(self.run_dir / "tb"), seed=cfg.seed,
                 device=cfg.device, verbose=0,
             )
+            if cfg.init_from:  # a fresh run from other weights (a distilled student); resumed runs skip this
+                print(f"[train] {init_from_checkpoint(self.model, self.envs, cfg.init_from)}")
+            if isinstance(self.model, FinetunePPO):
+                self.model.set_reference()  # the BC target: the initial actor and its observation statistics
         self.resumed = found is not None
         self.apply_curriculum()
         if self.adr is not None:
@@ -221,6 +242,8 @@ class Trainer:
         return {
             "curriculum": self.curriculum.state_dict() if self.curriculum else None,
             "adr": self.adr.state_dict() if self.adr else None,
+            "finetune": (self.model.reference_state()
+                         if isinstance(self.model, FinetunePPO) and self.model.reference is not None else None),
         }
 
     def save(self) -> checkpoint.Checkpoint:
