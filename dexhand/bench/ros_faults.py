@@ -34,7 +34,9 @@ from sensor_msgs.msg import JointState
 from dexhand.robot import joint_map
 rospy.init_node("policy")
 pub = rospy.Publisher("dexhand/policy/action", JointState, queue_size=10)
-time.sleep(0.5)
+deadline = time.monotonic() + 10
+while pub.get_num_connections() < 2 and time.monotonic() < deadline:  # the driver and the bench
+    time.sleep(0.05)
 values = [math.nan, math.inf, -math.inf, 1e9, -1e308]
 end = time.monotonic() + {seconds}
 i = 0
@@ -247,7 +249,7 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
         t0 = time.monotonic()
         inject()
         t1 = time.monotonic()
-        recovered = mon.wait(lambda: mon.running() and mon.actions_since(t1) >= 5, 30)
+        recovered = mon.wait(lambda t1=t1: mon.running() and mon.actions_since(t1) >= 5, 30)
         t2 = time.monotonic()
         time.sleep(0.3)
         fig = mon.figures(t0, t2)
@@ -258,7 +260,7 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
         if after.foreign_actions > before.foreign_actions:
             did.append(f"refused {after.foreign_actions - before.foreign_actions} foreign actions")
         if after.rejected_actions > before.rejected_actions:
-            did.append(f"refused {after.rejected_actions - before.rejected_actions} bad actions")
+            did.append(f"refused {after.rejected_actions - before.rejected_actions} actions")
         if skipped1 > skipped0:
             did.append(f"policy skipped {skipped1 - skipped0} cycles")
         rows.append({"fault": name, "what the stack did": "; ".join(did),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class DriverCore:
     use_cube_pose: bool = True
     prefix: str = "rh"
     action_source: str = ""  # "" : the first node that sends an action
-    on_change: Optional[Callable[[str, str, str], None]] = None
+    on_change: Callable[[str, str, str], None] | None = None
 
     def __post_init__(self) -> None:
         cfg = self.config

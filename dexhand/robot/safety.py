@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Union
 
 import numpy as np
 
@@ -33,7 +32,7 @@ class SafetyConfig:
 
     # rad/s of command change: one number for every joint, a list of 20 (controller order), or 0 for
     # the per-joint default (speed_headroom x the policy's largest move per 0.08 s step).
-    max_speed: Union[float, List[float]] = 0.0
+    max_speed: float | list[float] = 0.0
     speed_headroom: float = 1.25
     max_interval: float = 0.12  # s: the longest gap credited to the speed limit (after a pause, ramp)
     max_abs_target: float = 2 * math.pi  # rad: actions beyond this are implausible and refused whole
@@ -81,7 +80,7 @@ def implausible(values: np.ndarray, max_abs: float) -> str:
 class Filtered:
     """A filter's verdict: the values to send (None: send nothing) and what it had to change."""
 
-    values: Optional[np.ndarray]
+    values: np.ndarray | None
     clamped: int = 0
     rejected: str = ""
 

@@ -18,11 +18,11 @@ def _base(process_name: str) -> str:
 
 
 def main(argv=None) -> int:
+    import rosgraph.names
     import roslaunch
     import roslaunch.parent
     import roslaunch.pmon
     import roslaunch.rlutil
-    import rosgraph.names
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
