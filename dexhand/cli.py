@@ -167,6 +167,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dexhand.compare import compare, report
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    entries = []
+    for spec in args.entry:
+        name, sep, what = spec.partition("=")
+        if not sep or not name or not what:
+            raise ValueError(f"--entry {spec!r}: use NAME=WHAT (WHAT: hold, random, mpc, mpc:<planner>, or a model)")
+        kind, _, planner = what.partition(":")
+        if kind == "mpc":
+            entry_args = argparse.Namespace(controller="mpc", planner=planner or args.planner, plan=args.plan,
+                                            seed=args.seed)
+        else:
+            entry_args = argparse.Namespace(controller=what if what in ("hold", "random") else "policy",
+                                            seed=args.seed)
+        entries.append((name, _make_controller(entry_args, what)[0]))
+    overrides = _env_overrides(args)
+    reports = compare(entries, args.episodes, args.seed, overrides, args.max_steps, progress=not args.no_progress)
+    goal_mode = next(iter(reports.values())).goal_mode
+    title = (f"dexhand compare: {args.episodes} held-out episodes (seed {args.seed}), goals '{goal_mode}', "
+             f"randomization {'off' if args.no_randomization else 'on'}")
+    report(reports, title, args.json, args.plot)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from dexhand.export import export
 
@@ -209,6 +236,17 @@ BENCHMARKS = {
 }
 
 
+def _actor_counts(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; every count >= 1."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--actors: expected counts like 1,2,4,8,16, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--actors: counts must be >= 1, got {text!r}")
+    return counts
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import importlib
 
@@ -222,6 +260,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     kwargs = {"seconds": args.seconds}
     if args.n_envs is not None:
         kwargs["n_envs"] = args.n_envs
+    if args.what == "scale":  # Ray: actor counts and the cluster to attach to
+        if args.actors:
+            kwargs["actor_counts"] = args.actors
+        if args.address:
+            kwargs["address"] = args.address
+    elif args.actors or args.address:
+        raise SystemExit("dexhand: --actors and --address apply to 'dexhand bench scale' only")
     results = bench.run(**kwargs)
     bench.print_results(results)
     write_json(args.json, results)
@@ -317,6 +362,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("compare", help="several controllers on the same held-out episodes: one table, one plot",
+                       description="Evaluate each --entry NAME=WHAT on the same episodes (seeds, goals, "
+                                   "randomization) and print one table and one box plot. WHAT: hold, random, mpc, "
+                                   "mpc:<planner config>, an .onnx, or a training run/checkpoint.")
+    p.add_argument("--entry", action="append", required=True, metavar="NAME=WHAT", help="repeatable")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=10_000, help="truncate each episode at N control steps")
+    p.add_argument("--goals", choices=GOAL_MODES, default="z", help="goal sampling mode")
+    p.add_argument("--no-randomization", action="store_true", help="the nominal simulator")
+    p.add_argument("--planner", default="realtime", help="planner config for 'mpc' entries")
+    p.add_argument("--plan", action="append", default=[], metavar="FIELD=VALUE", help="planner override")
+    p.add_argument("--json", type=Path, default=None, help="write the table and every report as JSON")
+    p.add_argument("--plot", type=Path, default=Path("out/compare.png"), help="box plot PNG path")
+    p.add_argument("--no-progress", action="store_true")
+    _add_overrides(p)
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("export", help="export a training checkpoint to ONNX + metadata for the robot runtime")
     p.add_argument("model", type=Path, help="training run folder, checkpoint folder or model.zip")
     p.add_argument("out", type=Path, help="output .onnx path (the metadata goes next to it as .json)")
@@ -342,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=sorted(BENCHMARKS))
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--n-envs", type=int, default=None, help="envs in the batched measurement (default 4 x cores)")
+    p.add_argument("--actors", type=_actor_counts, default=None,
+                   help="scale: actor counts to measure, e.g. 1,2,4,8,16 (default 1, 2, 4, ... up to the cores)")
+    p.add_argument("--address", default=None, help="scale: a running Ray cluster's address (default: start one here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.set_defaults(func=cmd_bench)
 

@@ -30,3 +30,16 @@ def test_bench_plan_reports_against_the_ceiling():
     r = bench_plan.run(seconds=0.2, overrides=("n_samples=6", "horizon=3"))
     assert r["control_steps"] >= 1 and r["ms_per_step_mean"] > 0
     assert 0 < r["fraction_of_ceiling"] < 2.0 and r["physics_steps_per_s"] > 0
+
+
+def test_compare_runs_every_entry_on_the_same_episodes(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    code = main(["compare", "--entry", "hold=hold", "--entry", "planner=mpc", "--episodes", "2", "--max-steps", "4",
+                 "--plan", "n_samples=6", "--plan", "horizon=3", "--json", str(out), "--plot", str(tmp_path / "c.png"),
+                 "--no-progress"])
+    assert code == 0 and (tmp_path / "c.png").is_file()
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["controller"] for r in rows] == ["hold", "planner"]
+    assert rows[0]["act_ms_mean"] < rows[1]["act_ms_mean"]  # planning costs time, holding does not
+    assert main(["compare", "--entry", "nameless", "--episodes", "1"]) == 2
+    assert "NAME=WHAT" in capsys.readouterr().err
