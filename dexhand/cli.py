@@ -167,6 +167,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from dexhand.pipeline import Pipeline, run_pipeline
+    from sim.configio import load_yaml
+
+    path = _config_path(args.recipe, CONFIG_DIR / "pipeline")
+    pipeline = load_yaml(Pipeline, path, args.overrides)
+    run_dir = args.run_dir or Path(pipeline.run_dir)
+    seconds = run_pipeline(pipeline, run_dir, main, only=args.only)
+    print(f"[pipeline] {path.stem}: done in {run_dir} (" +
+          ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()) + ")")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from dexhand.compare import compare, report
 
@@ -199,6 +212,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = export(args.model, args.out)
     print(f"exported {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """Evaluate candidate checkpoints on selection seeds; export the one with the best median."""
+    from dexhand.evaluate import evaluate, load_policy
+    from dexhand.export import export
+    from dexhand.report import format_table
+
+    overrides = _env_overrides(args)
+    rows = []
+    for candidate in args.candidates:
+        r = evaluate(load_policy(candidate), args.episodes, args.seed, overrides, progress=not args.no_progress)
+        rows.append({"candidate": str(candidate), "median": r.median, "mean": r.mean, "drop_rate": r.drop_rate})
+    best = max(rows, key=lambda r: (r["median"], r["mean"]))
+    print(format_table(rows, title=f"dexhand select: {args.episodes} selection episodes (seed {args.seed}; report "
+                                   "figures on other seeds)"))
+    out = export(Path(best["candidate"]), args.out)
+    write_json(args.json, {"rows": rows, "selected": best["candidate"], "out": str(out)})
+    print(f"selected {best['candidate']} -> {out}")
     return 0
 
 
@@ -362,6 +395,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("pipeline", help="run a recipe of dexhand commands (e.g. the shipped student), resumable",
+                       description="Run the stages of a pipeline file in order (dexhand/configs/pipeline/: "
+                                   "'student' makes the shipped student: DAgger from the planner, PPO fine-tuning "
+                                   "with ADR, selection and export, the comparison table). Finished stages are "
+                                   "skipped on a rerun; an interrupted distill/train stage resumes.")
+    p.add_argument("recipe", help="YAML path or a name in dexhand/configs/pipeline/ (student)")
+    p.add_argument("--run-dir", type=Path, default=None, help="override the pipeline's run_dir")
+    p.add_argument("--only", nargs="+", default=None, metavar="STAGE", help="run just these stages")
+    p.add_argument("overrides", nargs="*", metavar="field.path=value", help="pipeline overrides")
+    p.set_defaults(func=cmd_pipeline)
+
     p = sub.add_parser("compare", help="several controllers on the same held-out episodes: one table, one plot",
                        description="Evaluate each --entry NAME=WHAT on the same episodes (seeds, goals, "
                                    "randomization) and print one table and one box plot. WHAT: hold, random, mpc, "
@@ -384,6 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="training run folder, checkpoint folder or model.zip")
     p.add_argument("out", type=Path, help="output .onnx path (the metadata goes next to it as .json)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("select", help="export the candidate checkpoint with the best median on selection seeds",
+                       description="Evaluate each candidate (training runs or checkpoints) on --episodes selection "
+                                   "episodes and export the best median (ties: mean) to OUT as ONNX + metadata. "
+                                   "Use seeds apart from the ones you report on.")
+    p.add_argument("candidates", nargs="+", type=Path, help="training run or checkpoint folders")
+    p.add_argument("--out", type=Path, required=True, help="output .onnx path")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=5000, help="selection seeds (held apart from report seeds)")
+    p.add_argument("--goals", choices=GOAL_MODES, default="z")
+    p.add_argument("--no-randomization", action="store_true")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_select, overrides=[])
 
     p = sub.add_parser("curve", help="summarize a training run's curve: a table, a PNG and a JSON",
                        description="Read RUN_DIR/tb and print first/last/max of the task scalars "

@@ -110,6 +110,9 @@ class BatchCubeReorientEnv(VecEnv):
         self._substep_index = np.arange(self.substeps)[None, :, None]
         self._actions: np.ndarray | None = None
         self._data_stale = np.zeros(n, dtype=bool)  # env.data behind the batch's state
+        # A list here receives (state rows, control sequence) before each physics call: what
+        # ``dexhand bench sim`` replays as raw mj_step to measure the physics share of a step.
+        self.physics_log: list[tuple[np.ndarray, np.ndarray]] | None = None
         super().__init__(n_envs, first.observation_space, first.action_space)
 
     # ------------------------------------------------------------------------ bookkeeping
@@ -224,6 +227,8 @@ class BatchCubeReorientEnv(VecEnv):
         np.copyto(self._control, np.where(self._substep_index < delays[:, None, None],
                                           previous[:, None, :], new_target[:, None, :]))
         before = self._warnings[:, self._unstable_warnings, 1].sum(axis=1)
+        if self.physics_log is not None:
+            self.physics_log.append((self._state.copy(), self._control.copy()))
         try:
             self.batch.rollout(substeps, control=self._control, control_spec=_CTRL, record=())
         except mj_batch.SimulationError as exc:  # MuJoCo raised: those envs kept their state

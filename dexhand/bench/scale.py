@@ -1,11 +1,12 @@
 """``dexhand bench scale``: rollout steps/s against the number of Ray actors (weak scaling).
 
-Each actor steps ``envs_per_actor`` envs (full randomization, one thread, one CPU), so adding an
-actor adds work the way adding a cluster node would; ideal scaling is linear in actors up to the
-cores Ray has. Actor counts are 1, 2, 4, ... up to the machine's cores. Two in-process baselines
-show what Ray costs: the threaded VecEnv with one actor's envs on one thread, and with the largest
-run's envs on all cores. The local Ray instance is started here (and stopped at the end) unless Ray
-is already running.
+Each actor steps ``envs_per_actor`` envs (default 16; full randomization, random actions in [-1, 1])
+as one batched env on one thread and one CPU, so adding an actor adds work the way adding a cluster
+node would; ideal scaling is linear in actors up to the cores Ray has. Actor counts are 1, 2, 4, ...
+up to the machine's cores, or ``--actors 1,2,4,8,16``. Two in-process baselines show what Ray
+costs: the same batched env with one actor's envs on one thread, and with the largest run's envs on
+all cores. Without ``--address`` a local Ray instance is started here (and stopped at the end)
+unless Ray is already running; with it (or RAY_ADDRESS) the actors go to that cluster.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from dexhand.report import format_table
 
 
 def _rate(vec, n_envs: int, seconds: float) -> float:
-    """Env steps/s of ``vec`` driven with fixed random actions for ``seconds`` (after a warm-up)."""
+    """Env steps/s of ``vec`` driven with random actions in [-1, 1] for ``seconds`` (after a warm-up)."""
     vec.reset()
-    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (n_envs, 20)).astype(np.float32)
-    for _ in range(3):
-        vec.step(actions)
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1.0, 1.0, (n_envs, 20)).astype(np.float32) for _ in range(16)]
+    for k in range(3):
+        vec.step(actions[k])
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        vec.step(actions)
+        vec.step(actions[done // n_envs % 16])
         done += n_envs
     return done / (time.perf_counter() - start)
 
@@ -40,8 +42,9 @@ def default_actor_counts(cores: int) -> list[int]:
     return [*counts, cores]
 
 
-def run(seconds: float = 3.0, n_envs: int | None = None, actor_counts: list[int] | None = None) -> dict[str, Any]:
-    """``n_envs`` is the number of envs per actor here (default 4)."""
+def run(seconds: float = 3.0, n_envs: int | None = None, actor_counts: list[int] | None = None,
+        address: str | None = None) -> dict[str, Any]:
+    """``n_envs`` is the number of envs per actor here (default 16); ``address`` a Ray cluster's."""
     import ray
     from tqdm import tqdm
 
@@ -49,15 +52,19 @@ def run(seconds: float = 3.0, n_envs: int | None = None, actor_counts: list[int]
     from sim.vec_env import make_vec_env
 
     cores = os.cpu_count() or 1
-    per_actor = n_envs or 4
+    per_actor = n_envs or 16
     counts = actor_counts or default_actor_counts(cores)
     started = not ray.is_initialized()
-    if started:
+    if started and address:
+        ray.init(address=address, log_to_driver=False)
+    elif started:
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    cluster_cpus = ray.cluster_resources().get("CPU", cores)
+    load = os.getloadavg()[0]
     curve = []
     try:
         for actors in tqdm(counts, desc="bench scale", unit="config", leave=False):
-            vec = RayVecEnv(actors * per_actor, envs_per_actor=per_actor, seed=0)
+            vec = RayVecEnv(actors * per_actor, envs_per_actor=per_actor, seed=0, threads_per_actor=1)
             try:
                 curve.append({"actors": actors, "envs": actors * per_actor,
                               "steps_per_s": _rate(vec, actors * per_actor, seconds)})
@@ -70,16 +77,17 @@ def run(seconds: float = 3.0, n_envs: int | None = None, actor_counts: list[int]
     for point in curve:
         point["speedup"] = point["steps_per_s"] / base
         point["efficiency"] = point["speedup"] / point["actors"]
-    biggest = counts[-1] * per_actor
-    local_one = make_vec_env(per_actor, backend="thread", n_workers=1, seed=0)
-    local_all = make_vec_env(biggest, backend="thread", n_workers=cores, seed=0)
+    biggest = min(counts[-1], cores) * per_actor  # the most envs this machine's cores can step
+    local_one = make_vec_env(per_actor, n_workers=1, seed=0)
+    local_all = make_vec_env(biggest, n_workers=cores, seed=0)
     try:
         one_thread = _rate(local_one, per_actor, seconds)
         all_cores = _rate(local_all, biggest, seconds)
     finally:
         local_one.close()
         local_all.close()
-    return {"cores": cores, "envs_per_actor": per_actor, "seconds": seconds, "curve": curve,
+    return {"cores": cores, "cluster_cpus": cluster_cpus, "envs_per_actor": per_actor, "seconds": seconds,
+            "load": load, "load_end": os.getloadavg()[0], "curve": curve,
             "local_thread_1_thread": {"envs": per_actor, "steps_per_s": one_thread},
             "local_thread_all_cores": {"envs": biggest, "threads": cores, "steps_per_s": all_cores},
             "ray_1_actor_vs_local_1_thread": base / one_thread}
@@ -89,10 +97,11 @@ def print_results(r: dict[str, Any]) -> None:
     rows = [{"setup": f"Ray, {p['actors']} actor(s)", "envs": p["envs"], "steps/s": p["steps_per_s"],
              "speedup": p["speedup"], "per-actor efficiency": p["efficiency"]} for p in r["curve"]]
     one, every = r["local_thread_1_thread"], r["local_thread_all_cores"]
-    rows.append({"setup": "local threaded VecEnv, 1 thread", "envs": one["envs"], "steps/s": one["steps_per_s"],
+    rows.append({"setup": "in process (batched env), 1 thread", "envs": one["envs"], "steps/s": one["steps_per_s"],
                  "speedup": "", "per-actor efficiency": ""})
-    rows.append({"setup": f"local threaded VecEnv, {every['threads']} threads", "envs": every["envs"],
+    rows.append({"setup": f"in process (batched env), {every['threads']} threads", "envs": every["envs"],
                  "steps/s": every["steps_per_s"], "speedup": "", "per-actor efficiency": ""})
-    print(format_table(rows, title=f"dexhand bench scale ({r['cores']} cores, {r['envs_per_actor']} envs per actor, "
-                                   f"full randomization, {r['seconds']:g} s per point)"))
+    print(format_table(rows, title=f"dexhand bench scale ({r['cores']} local cores, {r['cluster_cpus']:g} Ray CPUs, "
+                                   f"{r['envs_per_actor']} envs per actor, full randomization, {r['seconds']:g} s "
+                                   f"per point, load average {r['load']:.1f} -> {r['load_end']:.1f})"))
     print(f"Ray overhead at 1 actor: {r['ray_1_actor_vs_local_1_thread']:.2f}x the in-process rate")

@@ -1,9 +1,19 @@
-"""``dexhand bench sim``: how close our env gets to MuJoCo's raw stepping speed, and how it scales.
+"""``dexhand bench sim``: how close our envs get to MuJoCo's raw stepping speed, and how they scale.
 
-Figures, from one run: the scene's raw mj_step/s ceiling (one core); our env's steps/s with
-randomization off and on for one env; N envs over all cores with threads and with subprocesses;
-the full-randomization rate as a fraction of the ceiling (substeps counted); 1 -> 2 core scaling;
-and gymnasium-robotics' HandManipulateBlock at equal simulated time, where its env runs.
+The four throughput ratios of issue #14, from one run, full randomization, random actions in [-1, 1]:
+
+- per core: the batched env on one thread; every step's physics (same states, same per-substep
+  controls) is replayed as raw ``mj_step`` on one MjData, and physics time / env time is reported,
+  so the ratio does not depend on the action distribution (target >= 0.85);
+- cores: ``make_vec_env(n, n_workers=cores)`` vs ``n_workers=1`` (default backend), next to raw
+  MuJoCo's own scaling on the same states (``mujoco.batch`` with 1 vs ``cores`` threads); rounds of
+  the two alternate so that other load on the machine hits both alike (target >= 1.8x on 2 cores);
+- training: ``dexhand bench train``'s env steps/s while training / pure stepping (target >= 0.9);
+- Ray: one actor vs the same envs in process (``dexhand bench scale --actors 1``; target >= 0.8).
+
+Also: the raw mj_step/s ceiling, one env's steps/s, the other backends at all cores, and
+gymnasium-robotics' HandManipulateBlock at equal simulated time where its env runs. Each figure
+comes with the load average while it was measured: on a shared machine, read them as indicative.
 """
 
 from __future__ import annotations
@@ -119,69 +129,220 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {frame.filename.rsplit('site-packages/', 1)[-1]}:{frame.lineno}: {frame.line}"
 
 
-def run(seconds: float = 3.0, n_envs: int | None = None) -> dict[str, Any]:
+def _random_actions(n_envs: int, seed: int = 0, pool: int = 64) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1.0, 1.0, (n_envs, 20)).astype(np.float32) for _ in range(pool)]
+
+
+def replay_ratio(n_envs: int, seconds: float) -> dict[str, float]:
+    """The batched env on one thread vs raw mj_step replaying the same physics (see module doc).
+
+    Wall and CPU (this thread's) times both: the CPU ratio is less disturbed by other load.
+    Envs reset during the run are replayed on their new models (the same scene, other parameters).
+    """
+    import mujoco
+
+    from sim.batch_env import BatchCubeReorientEnv
+
+    vec = BatchCubeReorientEnv(n_envs, n_threads=1)
+    try:
+        vec.seed(0)
+        vec.reset()
+        actions = _random_actions(n_envs)
+        for k in range(3):
+            vec.step(actions[k])
+        vec.physics_log = log = []
+        steps, load = 0, os.getloadavg()[0]
+        wall, cpu = time.perf_counter(), time.thread_time()
+        while time.perf_counter() - wall < seconds:
+            vec.step(actions[steps % len(actions)])
+            steps += 1
+        env_wall, env_cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        vec.physics_log = None
+        data = mujoco.MjData(vec.envs[0].model)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        phys_wall = phys_cpu = 0.0
+        for state, control in log:
+            for i, env in enumerate(vec.envs):
+                m, seq = env.model, control[i]
+                mujoco.mj_setState(m, data, state[i], spec)
+                changed = np.flatnonzero((seq != seq[0]).any(axis=1))
+                split = int(changed[0]) if len(changed) else len(seq)
+                for a, b in ((0, split), (split, len(seq))):
+                    if b > a:
+                        data.ctrl[:] = seq[a]
+                        w, c = time.perf_counter(), time.thread_time()
+                        mujoco.mj_step(m, data, nstep=b - a)
+                        phys_wall += time.perf_counter() - w
+                        phys_cpu += time.thread_time() - c
+    finally:
+        vec.close()
+    return {"n_envs": n_envs, "env_steps_per_s": steps * n_envs / env_wall,
+            "ratio_wall": phys_wall / env_wall, "ratio_cpu": phys_cpu / env_cpu, "load": load}
+
+
+def core_scaling(n_envs: int, seconds: float, rounds: int = 3) -> dict[str, float]:
+    """Default backend at ``cores`` workers vs 1, and raw mujoco.batch at ``cores`` threads vs 1."""
+    from mujoco import batch as mj_batch
+
+    from sim.vec_env import DEFAULT_BACKEND, make_vec_env
+
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    vecs = {w: make_vec_env(n_envs, backend=DEFAULT_BACKEND, n_workers=w, seed=0) for w in (1, cores)}
+    actions = _random_actions(n_envs)
+    done = {w: 0 for w in vecs}
+    spent = {w: 0.0 for w in vecs}
+    log: list[Any] = []
+    try:
+        for vec in vecs.values():
+            vec.reset()
+            vec.step(actions[0])
+        if hasattr(vecs[1], "physics_log"):
+            vecs[1].physics_log = log
+        for _ in range(rounds):
+            for w, vec in vecs.items():
+                start = time.perf_counter()
+                while time.perf_counter() - start < seconds / rounds:
+                    vec.step(actions[done[w] // n_envs % len(actions)])
+                    done[w] += n_envs
+                spent[w] += time.perf_counter() - start
+            if hasattr(vecs[1], "physics_log"):
+                vecs[1].physics_log = None  # the first round's physics is enough to replay
+        raw: dict[int, float] = {}
+        if log:
+            models = [env.model for env in vecs[1].envs]
+            substeps = log[0][1].shape[1]
+            batches = {t: mj_batch.Batch(models[0], n_envs, nthread=t, persistent=True) for t in (1, cores)}
+            raw_time = {t: 0.0 for t in batches}
+            for b in batches.values():
+                b.set_models(models)
+            for _ in range(rounds):
+                for t, b in batches.items():
+                    for state, control in log:
+                        b.state[:] = state
+                        start = time.perf_counter()
+                        b.rollout(substeps, control=control, record=())
+                        raw_time[t] += time.perf_counter() - start
+            raw = {t: rounds * len(log) * n_envs / raw_time[t] for t in batches}
+    finally:
+        for vec in vecs.values():
+            vec.close()
+    rate = {w: done[w] / spent[w] for w in vecs}
+    out = {"n_envs": n_envs, "cores": cores, "backend": DEFAULT_BACKEND, "steps_per_s_1_worker": rate[1],
+           "steps_per_s_all_workers": rate[cores], "scaling": rate[cores] / rate[1], "load": load}
+    if raw:
+        out.update(raw_mujoco_1_thread=raw[1], raw_mujoco_all_threads=raw[cores], raw_scaling=raw[cores] / raw[1])
+        out["scaling_vs_raw"] = out["scaling"] / out["raw_scaling"]
+    return out
+
+
+def run(seconds: float = 3.0, n_envs: int | None = None, training: bool = True, ray: bool = True) -> dict[str, Any]:
     from sim.config import SceneConfig
 
     scene = SceneConfig()
     cores = os.cpu_count() or 1
-    n_envs = n_envs or 4 * cores
+    n_envs = n_envs or 8 * cores
     substeps, period = scene.substeps, scene.control_period
+    load_start = os.getloadavg()[0]
     ceiling = raw_ceiling(seconds)
     nominal_1 = env_rate(False, seconds)
     random_1 = env_rate(True, seconds)
-    thread_1core = vec_rate(n_envs, "thread", 1, True, seconds)
-    thread_all = vec_rate(n_envs, "thread", cores, True, seconds)
-    process_1core = vec_rate(n_envs, "process", 1, True, seconds)
-    process_all = vec_rate(n_envs, "process", cores, True, seconds)
-    subproc_all = vec_rate(n_envs, "subprocess", cores, True, seconds)
+    per_core = replay_ratio(n_envs, seconds)
+    per_core_1 = replay_ratio(1, seconds)
+    scaling = core_scaling(n_envs, 2 * seconds)
+    backends = {b: vec_rate(n_envs, b, cores, True, seconds) for b in ("thread", "process", "subprocess")}
+    train_figures = ray_figures = None
+    if training:
+        from dexhand.bench import train as bench_train
+
+        train_figures = bench_train.run(seconds)
+    if ray:
+        try:
+            from dexhand.bench import scale as bench_scale
+
+            ray_figures = bench_scale.run(seconds, actor_counts=[1])
+        except ImportError as exc:  # the optional 'scale' extra
+            ray_figures = {"error": f"Ray is not installed ({exc.name})"}
     gr_rate, gr_status = gymnasium_robotics_rate(seconds)
-    results = {
+    return {
         "timestep": scene.timestep,
         "substeps": substeps,
         "control_period_s": period,
         "cores": cores,
         "n_envs": n_envs,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg()[0],
         "raw_mj_step_per_s": ceiling,
         "ceiling_control_steps_per_s": ceiling / substeps,
         "env_steps_per_s_nominal_1env": nominal_1,
         "env_steps_per_s_randomized_1env": random_1,
         "fraction_of_ceiling_randomized": random_1 * substeps / ceiling,
-        "vec_thread_1core": thread_1core,
-        "vec_thread_all_cores": thread_all,
-        "vec_subprocess_all_cores": subproc_all,
-        "thread_scaling_1_to_all": thread_all / thread_1core,
-        "vec_process_1core": process_1core,
-        "vec_process_all_cores": process_all,
-        "process_scaling_1_to_all": process_all / process_1core,
+        "per_core_replay": per_core,
+        "per_core_replay_1env": per_core_1,
+        "core_scaling": scaling,
+        "backends_all_cores": backends,
+        "training": train_figures,
+        "ray": ray_figures,
         "gymnasium_robotics_steps_per_s": gr_rate,
         "gymnasium_robotics_status": gr_status,
         # Its control period is 0.04 s: two of its steps cover one of ours.
         "gymnasium_robotics_per_0.08s": None if gr_rate is None else gr_rate * 0.04 / period,
     }
-    return results
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's four ratios against their targets."""
+    rows = []
+
+    def add(name: str, value: float | None, target: float, load: float | None) -> None:
+        rows.append({"figure": name, "measured": value if value is not None else "n/a", "target": f">= {target:g}",
+                     "met": "" if value is None else ("yes" if value >= target else "no"),
+                     "load": "" if load is None else f"{load:.1f}"})
+
+    pc = r["per_core_replay"]
+    add(f"per core: physics / env time, {pc['n_envs']} envs, 1 thread (wall)", pc["ratio_wall"], 0.85, pc["load"])
+    add("  same, CPU time of the stepping thread", pc["ratio_cpu"], 0.85, pc["load"])
+    one = r["per_core_replay_1env"]
+    add("  same, 1 env (wall)", one["ratio_wall"], 0.85, one["load"])
+    sc = r["core_scaling"]
+    add(f"cores: {sc['n_envs']} envs, {sc['cores']} workers vs 1 ({sc['backend']})", sc["scaling"], 1.8, sc["load"])
+    if "raw_scaling" in sc:
+        add(f"  raw MuJoCo, same states, {sc['cores']} threads vs 1", sc["raw_scaling"], 1.8, sc["load"])
+    t = r.get("training")
+    if t:
+        add("training / pure stepping (shipped recipe)", t["ratio"], 0.9, t.get("load"))
+    ray = r.get("ray")
+    if ray and "error" not in ray:
+        add("Ray: 1 actor / in-process", ray["ray_1_actor_vs_local_1_thread"], 0.8, ray.get("load"))
+    return rows
 
 
 def print_results(r: dict[str, Any]) -> None:
+    sc, pc = r["core_scaling"], r["per_core_replay"]
     rows = [
         {"figure": "raw mj_step/s (1 core, scene ceiling)", "value": r["raw_mj_step_per_s"]},
         {"figure": f"ceiling in control steps/s ({r['substeps']} substeps)", "value": r["ceiling_control_steps_per_s"]},
         {"figure": "env steps/s, 1 env, randomization off", "value": r["env_steps_per_s_nominal_1env"]},
         {"figure": "env steps/s, 1 env, full randomization", "value": r["env_steps_per_s_randomized_1env"]},
-        {"figure": "fraction of ceiling (randomized, per core; target >= 0.85)",
-         "value": r["fraction_of_ceiling_randomized"]},
-        {"figure": f"{r['n_envs']} envs, threads, 1 core", "value": r["vec_thread_1core"]},
-        {"figure": f"{r['n_envs']} envs, threads, {r['cores']} cores", "value": r["vec_thread_all_cores"]},
-        {"figure": f"{r['n_envs']} envs, subprocesses, {r['cores']} cores", "value": r["vec_subprocess_all_cores"]},
-        {"figure": f"thread scaling 1 -> {r['cores']} cores", "value": r["thread_scaling_1_to_all"]},
-        {"figure": f"{r['n_envs']} envs, process batches, 1 process", "value": r["vec_process_1core"]},
-        {"figure": f"{r['n_envs']} envs, process batches, {r['cores']} processes", "value": r["vec_process_all_cores"]},
-        {"figure": f"process scaling 1 -> {r['cores']} cores (target >= 1.8x at 2)",
-         "value": r["process_scaling_1_to_all"]},
+        {"figure": "  as a fraction of the ceiling", "value": r["fraction_of_ceiling_randomized"]},
+        {"figure": f"batched env, {pc['n_envs']} envs, 1 thread, steps/s", "value": pc["env_steps_per_s"]},
+        {"figure": f"{sc['n_envs']} envs, {sc['backend']}, 1 worker, steps/s", "value": sc["steps_per_s_1_worker"]},
+        {"figure": f"{sc['n_envs']} envs, {sc['backend']}, {sc['cores']} workers, steps/s",
+         "value": sc["steps_per_s_all_workers"]},
     ]
+    if "raw_scaling" in sc:
+        rows.append({"figure": f"raw MuJoCo, same states, 1 / {sc['cores']} threads, steps/s",
+                     "value": f"{sc['raw_mujoco_1_thread']:.0f} / {sc['raw_mujoco_all_threads']:.0f}"})
+    for backend, rate in r["backends_all_cores"].items():
+        rows.append({"figure": f"{r['n_envs']} envs, {backend} backend, {r['cores']} workers, steps/s", "value": rate})
     if r["gymnasium_robotics_steps_per_s"] is not None:
         rows.append({"figure": "gymnasium-robotics HandManipulateBlock steps/s (0.04 s)",
                      "value": r["gymnasium_robotics_steps_per_s"]})
         rows.append({"figure": "  same, per 0.08 s of simulated time", "value": r["gymnasium_robotics_per_0.08s"]})
     else:
         rows.append({"figure": "gymnasium-robotics HandManipulateBlock", "value": "does not run: " + r["gymnasium_robotics_status"]})
-    print(format_table(rows, title=f"dexhand bench sim (timestep {r['timestep']} s x {r['substeps']} substeps)"))
+    print(format_table(rows, title=f"dexhand bench sim (timestep {r['timestep']} s x {r['substeps']} substeps, "
+                                   f"{r['cores']} cores, load average {r['load_average_start']:.1f} -> "
+                                   f"{r['load_average_end']:.1f})"))
+    print(format_table(targets(r), title="issue #14 ratios (load: 1-min load average when measured)"))

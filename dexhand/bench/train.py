@@ -1,11 +1,15 @@
 """``dexhand bench train``: env steps/s while training vs pure stepping of the same envs (target >= 0.9).
 
-Both use the shipped recipe's vectorized envs; training runs a short PPO session (rollouts and
-updates), pure stepping drives the same VecEnv with random actions.
+Both use the shipped recipe's vectorized envs (``build_envs``), full randomization and random actions
+in [-1, 1] for the pure stepping. Training runs ``rollouts`` whole PPO iterations (collection, then
+the update); the update's time is measured apart, so the result says which part costs the ratio:
+``collection_vs_pure`` (SB3's per-step work: policy forward, normalization, buffer) or
+``update_share`` (the PPO update, during which no env steps).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -18,33 +22,61 @@ from dexhand.report import format_table
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "shipped.yaml"
 
 
-def run(seconds: float = 3.0, steps: int = 4096) -> dict[str, Any]:
+def run(seconds: float = 3.0, rollouts: int = 2, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     from dexhand.train.config import TrainConfig
     from dexhand.train.trainer import Trainer, build_envs
     from sim.configio import load_yaml
 
-    cfg = load_yaml(TrainConfig, CONFIG, [f"total_timesteps={steps}", "checkpoint_every=1000000000"])
+    base = load_yaml(TrainConfig, CONFIG, list(overrides))
+    steps = rollouts * base.n_envs * base.ppo.n_steps
+    cfg = load_yaml(TrainConfig, CONFIG, [*overrides, f"total_timesteps={steps}", "checkpoint_every=1000000000"])
+    load = os.getloadavg()[0]
     envs = build_envs(cfg, seed=0)
     envs.reset()
-    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (cfg.n_envs, 20)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1.0, 1.0, (cfg.n_envs, 20)).astype(np.float32) for _ in range(16)]
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < max(seconds, 1.0):
-        envs.step(actions)
+        envs.step(actions[done // cfg.n_envs % 16])
         done += cfg.n_envs
     pure = done / (time.perf_counter() - start)
     envs.close()
+    update_seconds: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp), progress=False)
-        result = trainer.train()
-        trainer.close()
-    return {"n_envs": cfg.n_envs, "pure_stepping_steps_per_s": pure, "training_steps_per_s": result.env_steps_per_s,
-            "ratio": result.env_steps_per_s / pure, "training_steps": result.num_timesteps}
+        algo = type(trainer.model)
+        update = algo.train  # timed on the class: an instance attribute would be pickled by save()
+
+        def timed_update(model: Any) -> None:
+            t0 = time.perf_counter()
+            update(model)
+            update_seconds.append(time.perf_counter() - t0)
+
+        algo.train = timed_update  # type: ignore[method-assign]
+        try:
+            result = trainer.train()
+        finally:
+            algo.train = update  # type: ignore[method-assign]
+            trainer.close()
+    collect_s = result.seconds - sum(update_seconds)
+    collected = result.num_timesteps
+    return {"n_envs": cfg.n_envs, "vec_backend": cfg.vec_backend, "n_steps": cfg.ppo.n_steps,
+            "pure_stepping_steps_per_s": pure, "training_steps_per_s": result.env_steps_per_s,
+            "ratio": result.env_steps_per_s / pure, "training_steps": collected,
+            "collection_steps_per_s": collected / collect_s, "collection_vs_pure": collected / collect_s / pure,
+            "update_s_per_rollout": float(np.mean(update_seconds)) if update_seconds else 0.0,
+            "update_share": sum(update_seconds) / result.seconds, "load": load, "load_end": os.getloadavg()[0]}
 
 
 def print_results(r: dict[str, Any]) -> None:
     rows = [
-        {"figure": f"pure stepping, {r['n_envs']} envs, steps/s", "value": r["pure_stepping_steps_per_s"]},
+        {"figure": f"pure stepping, {r['n_envs']} envs ({r['vec_backend']}), steps/s", "value": r["pure_stepping_steps_per_s"]},
         {"figure": "during training (rollouts + PPO updates), steps/s", "value": r["training_steps_per_s"]},
         {"figure": "ratio (target >= 0.9)", "value": r["ratio"]},
+        {"figure": "  collection alone, steps/s", "value": r["collection_steps_per_s"]},
+        {"figure": "  collection / pure stepping (SB3's per-step work)", "value": r["collection_vs_pure"]},
+        {"figure": f"  PPO update, s per rollout of {r['n_envs'] * r['n_steps']} steps", "value": r["update_s_per_rollout"]},
+        {"figure": "  update's share of training time", "value": r["update_share"]},
     ]
-    print(format_table(rows, title="dexhand bench train (shipped recipe)"))
+    print(format_table(rows, title=f"dexhand bench train (shipped recipe; load average {r['load']:.1f} -> "
+                                   f"{r['load_end']:.1f})"))

@@ -1,8 +1,10 @@
-"""The worker side of ``RayVecEnv``: one batch of envs, stepped by the foundation's threads.
+"""The worker side of ``RayVecEnv``: one batched env (``sim.batch_env``) per actor.
 
 This class runs inside a Ray actor process (``ray.remote(EnvBatch)``) but holds no Ray code, so it
-is a plain object in the driver's tests too. Auto-reset, ``terminal_observation`` and
-``TimeLimit.truncated`` come from ``sim.vec_env.ThreadedVecEnv`` unchanged.
+is a plain object in the driver's tests too. A step is one call for the actor's whole batch: the
+task logic runs once on (N, ...) arrays and the physics on MuJoCo's native threads, so the Ray
+round trip is paid once per batch. Auto-reset, ``terminal_observation`` and ``TimeLimit.truncated``
+come from ``sim.batch_env.BatchCubeReorientEnv`` unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class EnvBatch:
         import sim  # noqa: F401  (picks the offscreen GL backend before MuJoCo loads in this process)
         from sim.vec_env import make_vec_env
 
-        self.vec = make_vec_env(n_envs, config, overrides, backend="thread", n_workers=n_threads, seed=seed)
+        self.vec = make_vec_env(n_envs, config, overrides, backend="batch", n_workers=n_threads, seed=seed)
 
     def spaces(self) -> tuple[Any, Any]:
         return self.vec.observation_space, self.vec.action_space

@@ -2,10 +2,12 @@
 
 Why Ray: Dactyl-style training needs far more simulation CPUs than one machine has; Ray gives
 placement, transport and failure detection on any cluster without home-made networking. The
-learner (PPO) stays in the driver process; each actor steps ``envs_per_actor`` envs with the
-foundation's threaded VecEnv, so a step costs one round trip per actor, all actors in flight at once.
+learner (PPO) stays in the driver process; each actor steps ``envs_per_actor`` envs as one batched
+env (``sim.batch_env``), so a step costs one round trip per actor, all actors in flight at once.
+The round trip is a fixed cost (about a millisecond), so actors should hold enough envs that their
+physics dwarfs it: 16 envs per actor keep one actor within 0.8x of the same envs in process.
 
-Semantics match ``make_vec_env(n, backend="thread", seed=seed)`` exactly: env i of the whole VecEnv
+Semantics match ``make_vec_env(n, seed=seed)`` (any backend) exactly: env i of the whole VecEnv
 is reset with ``seed + i``, auto-reset puts ``terminal_observation`` and ``TimeLimit.truncated`` in
 the infos, so for the same seeds and actions both return the same observations.
 
