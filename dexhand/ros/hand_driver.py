@@ -118,7 +118,13 @@ class ControllerManager:
         req = self.SwitchController._request_class(start_controllers=list(start), stop_controllers=list(stop),
                                                    strictness=self.SwitchController._request_class.STRICT,
                                                    start_asap=False, timeout=5.0)
-        return bool(self.switch_proxy(req).ok)
+        try:
+            return bool(self.switch_proxy(req).ok)
+        except rospy.ServiceException as exc:
+            # A lost reply: the list says whether the switch happened.
+            rospy.logwarn(f"hand_driver: switch_controller: {exc}; checking the controller list")
+            states = self.states()
+            return all(states.get(c) == "running" for c in start) and all(states.get(c) != "running" for c in stop)
 
 
 def check_and_switch(expected, dry_run: bool):
