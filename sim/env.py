@@ -31,7 +31,7 @@ from sim.randomizers import (
     configured_ranges,
 )
 from sim.scene import CUBE_START, HOME_POSE, VIDEO_CAMERA, VISION_CAMERAS, SceneIds, build_model
-from sim.task import StepOutcome, TaskState, evaluate_step, sample_goal
+from sim.task import GOAL_MODES, StepOutcome, TaskState, evaluate_step, sample_goal
 from sim.visual import CameraRenderer, VisualRandomizer, add_pixel_noise
 
 HAND_ORIGIN = CUBE_START  # positions in observations are relative to the cube's rest point
@@ -156,8 +156,8 @@ class CubeReorientEnv(gym.Env):
     # ------------------------------------------------------------- training-time adjustments
     def set_goal_mode(self, mode: str) -> None:
         """Change how new goals are drawn (curricula call this through VecEnv.env_method)."""
-        if mode not in ("full", "faces", "z"):
-            raise ValueError(f"unknown goal mode {mode!r}: use 'full', 'faces' or 'z'")
+        if mode not in GOAL_MODES:
+            raise ValueError(f"unknown goal mode {mode!r}: use one of {', '.join(GOAL_MODES)}")
         self.cfg.task.goal_mode = mode
 
     def set_goal_max_angle(self, angle: float) -> None:
