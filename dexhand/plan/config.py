@@ -22,6 +22,7 @@ class CostConfig:
 
     rotation: float = 1.0  # x rotation distance to the goal (rad)
     closeness: float = 0.3  # x -1 / (distance + 0.1): sharp pull once the goal is near
+    success: float = 0.0  # bonus (negative cost) where the task counts a success (its own threshold)
     position: float = 20.0  # x |cube position - where it settled at the episode start| (m)
     velocity: float = 0.5  # x |cube linear velocity| (m/s)
     drop: float = 100.0  # when the cube is lower than its start by drop_margin
@@ -30,7 +31,7 @@ class CostConfig:
     terminal: float = 2.0  # weight of the last step's cost on top of the horizon mean
 
     def validate(self) -> None:
-        for name in ("rotation", "closeness", "position", "velocity", "drop", "control_rate", "terminal"):
+        for name in ("rotation", "closeness", "success", "position", "velocity", "drop", "control_rate", "terminal"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"cost.{name}: weights must be >= 0, got {getattr(self, name)}")
         if self.drop_margin <= 0:

@@ -43,7 +43,7 @@ class MpcController:
     def act(self, observation=None) -> np.ndarray:
         env = self.env
         target = env.current_target
-        ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest)
+        ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest, success_threshold=env.cfg.task.success_threshold)
         plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel)
         self.seconds.append(self.planner.last_stats.seconds)
         self.last_plan = plan

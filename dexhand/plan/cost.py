@@ -16,6 +16,7 @@ class CostContext:
 
     goal: np.ndarray  # (4,) quaternion
     cube_rest: np.ndarray  # (3,) cube position at the episode start (world frame)
+    success_threshold: float = 0.4  # rad: the task's (TaskConfig.success_threshold)
 
 
 @dataclass
@@ -38,6 +39,7 @@ def cost_terms(cfg: CostConfig, ctx: CostContext, traj: CubeTrajectory) -> dict[
     return {
         "rotation": cfg.rotation * distance,
         "closeness": -cfg.closeness / (distance + 0.1),
+        "success": -cfg.success * (distance < ctx.success_threshold),
         "position": cfg.position * np.linalg.norm(traj.pos - ctx.cube_rest, axis=-1),
         "velocity": cfg.velocity * np.linalg.norm(traj.linvel, axis=-1),
         "drop": cfg.drop * (height_loss > cfg.drop_margin),

@@ -52,6 +52,11 @@ def test_cost_prefers_the_goal_and_punishes_a_drop():
     assert costs[0] < costs[1]
     terms = cost_terms(cfg, ctx, _trajectory(still, away))
     assert np.allclose(terms["rotation"], cfg.rotation * 1.0)  # the task's own rotation distance
+    bonus = CostConfig(success=3.0)
+    near = np.tile(rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), 1.0 - 0.39), (1, 3, 1))
+    far = np.tile(rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), 1.0 - 0.41), (1, 3, 1))
+    assert np.all(cost_terms(bonus, ctx, _trajectory(still, near))["success"] == -3.0)  # inside 0.4 rad
+    assert np.all(cost_terms(bonus, ctx, _trajectory(still, far))["success"] == 0.0)
     fallen = still - np.array([0.0, 0.0, cfg.drop_margin + 0.01])
     dropped = cost_terms(cfg, ctx, _trajectory(fallen, at_goal))
     assert np.all(dropped["drop"] == cfg.drop) and np.all(cost_terms(cfg, ctx, _trajectory(still, at_goal))["drop"] == 0)
