@@ -23,6 +23,7 @@ a ``CubeReorientEnv``'s ``model``/``data`` (the planner, ADR hooks) sees the cur
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,6 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from sim import rotations
 from sim.config import EnvConfig
 from sim.env import _BADQACC, _BADQPOS, _BADQVEL, HAND_ORIGIN, CubeReorientEnv
-from sim.task import StepOutcome, evaluate_step
 
 _INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
 _CTRL = mujoco.mjtState.mjSTATE_CTRL.value
@@ -56,6 +56,17 @@ def _hamilton_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ),
         axis=1,
     )
+
+
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products, rounded as numpy's 1-D ``a @ b`` (tests/sim/test_batch_env.py checks)."""
+    return (a[:, None, :] @ b[:, :, None])[:, 0, 0]
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``rotations.distance`` for (N, 4) rows, bit-identical to its scalar path (libm's acos)."""
+    dot = np.abs(_dots(a, b)) / np.sqrt(_dots(a, a) * _dots(b, b))
+    return np.array([2.0 * math.acos(min(1.0, d)) for d in dot.tolist()])
 
 
 def _relative_rows(current: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -106,10 +117,23 @@ class BatchCubeReorientEnv(VecEnv):
         self._backlash = np.zeros((n, self.nu))
         self._start_height = np.zeros(n)
         self._scene_params = np.zeros((n, first.n_scene_params))
+        # Task state (the envs' TaskState objects get it back in _sync_task).
+        self._goal = np.zeros((n, 4))
+        self._goal[:, 0] = 1.0
+        self._prev_distance = np.zeros(n)
+        self._successes = np.zeros(n, dtype=np.int64)
+        self._since_goal = np.zeros(n, dtype=np.int64)
+        self._episode_steps = np.zeros(n, dtype=np.int64)
+        # Observation noise, per env: its strength's stds and this episode's offsets.
+        self._noise_on = np.zeros(n, dtype=bool)
+        self._std = {key: np.zeros(n) for key in ("fingertip_pos", "cube_pos", "joint_pos", "cube_quat")}
+        self._offset = {"fingertip_pos": np.zeros((n, 15)), "cube_pos": np.zeros((n, 3)),
+                        "joint_pos": np.zeros((n, len(ids.hand_qpos))), "cube_quat": np.zeros((n, 4))}
         self._control = np.empty((n, self.substeps, self.nu))
         self._substep_index = np.arange(self.substeps)[None, :, None]
         self._actions: np.ndarray | None = None
         self._data_stale = np.zeros(n, dtype=bool)  # env.data behind the batch's state
+        self._task_stale = np.zeros(n, dtype=bool)  # env._task and counters behind the arrays
         # A list here receives (state rows, control sequence) before each physics call: what
         # ``dexhand bench sim`` replays as raw mj_step to measure the physics share of a step.
         self.physics_log: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -117,7 +141,7 @@ class BatchCubeReorientEnv(VecEnv):
 
     # ------------------------------------------------------------------------ bookkeeping
     def _adopt(self, i: int) -> None:
-        """Env i was just reset on its own MjData: load its state and episode constants."""
+        """Env i was just reset on its own MjData: load its state, episode constants and task."""
         env = self.envs[i]
         mujoco.mj_getState(env.model, env.data, self._state[i], _INTEGRATION)
         self._target[i] = env._target
@@ -125,7 +149,33 @@ class BatchCubeReorientEnv(VecEnv):
         self._backlash[i] = env.action_perturbation.backlash
         self._start_height[i] = env._start_height
         self._scene_params[i] = env._scene_params
-        self._data_stale[i] = False
+        task = env._task
+        self._goal[i] = task.goal
+        self._prev_distance[i] = task.previous_distance
+        self._successes[i] = task.consecutive_successes
+        self._since_goal[i] = task.steps_since_goal
+        self._episode_steps[i] = env._episode_steps
+        noise = env.obs_noise
+        self._noise_on[i] = noise.strength > 0
+        for key, std in self._std.items():
+            std[i] = getattr(noise.cfg, key)[1] * noise.strength  # as ObservationNoiseModel computes it
+        for key, offset in self._offset.items():
+            offset[i] = noise.offsets[key]
+        self._data_stale[i] = self._task_stale[i] = False
+
+    def _sync_task(self, i: int) -> None:
+        """Write env i's step bookkeeping back to the env object (its TaskState, target, counters)."""
+        if not self._task_stale[i]:
+            return
+        env, task = self.envs[i], self.envs[i]._task
+        task.goal = self._goal[i].copy()
+        task.previous_distance = float(self._prev_distance[i])
+        task.consecutive_successes = int(self._successes[i])
+        task.steps_since_goal = int(self._since_goal[i])
+        env._episode_steps = int(self._episode_steps[i])
+        env._target = self._target[i].copy()
+        env._previous_action = self._previous_action[i].copy()
+        self._task_stale[i] = False
 
     def _reset_envs(self, indices: Sequence[int], kwargs: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
         """Run each env's own ``reset`` (randomization, cube placement, settling) and adopt it.
@@ -145,14 +195,15 @@ class BatchCubeReorientEnv(VecEnv):
         return results
 
     def sync(self, indices: VecEnvIndices = None) -> None:
-        """Copy the batch's state (whole MjData) into these envs' ``data``."""
+        """Bring these envs' objects up to date: ``data`` (whole MjData), TaskState, target, counters."""
         for i in self._get_indices(indices):
+            self._sync_task(i)
             if self._data_stale[i]:
                 self.batch.get_data(i, self.envs[i].data)
                 self._data_stale[i] = False
 
     def env(self, i: int) -> CubeReorientEnv:
-        """Env i with its ``data`` current (for code that reads ``model``/``data``)."""
+        """Env i with its ``data`` and task state current (for code that reads ``model``/``data``)."""
         self.sync([i])
         return self.envs[i]
 
@@ -204,9 +255,8 @@ class BatchCubeReorientEnv(VecEnv):
         actions, self._actions = self._actions, None
         unit = self._units(actions)
         n, envs, ids, substeps = self.num_envs, self.envs, self.ids, self.substeps
-        for env in envs:
-            if env._task is None:
-                raise RuntimeError("call reset() before step()")
+        if any(env._task is None for env in envs):
+            raise RuntimeError("call reset() before step()")
 
         # Targets: relative to the last commanded target, then each env's backlash dead band.
         previous = self._target
@@ -236,59 +286,60 @@ class BatchCubeReorientEnv(VecEnv):
         for i in pushed:
             self._xfrc[i, ids.cube_body, :3] = 0.0
         self._data_stale[:] = True
+        self._task_stale[:] = True
         self._target = new_target
         self._previous_action = unit
+        self._episode_steps += 1
         qpos = self._qpos
         unstable = (self._warnings[:, self._unstable_warnings, 1].sum(axis=1) > before) | ~np.isfinite(qpos).all(axis=1)
+        stable = ~unstable
 
-        # Task: per env (norms and distances exactly as the single env computes them).
+        # Task (sim.task.evaluate_step on arrays, operation for operation).
+        cfg = envs[0].cfg
+        task_cfg, rw = cfg.task, cfg.task.rewards
         cq = ids.cube_qpos
         raw_quat = qpos[:, cq + 3:cq + 7]
-        norms = np.array([np.linalg.norm(q) for q in raw_quat])
-        cube_quat = raw_quat / norms[:, None]
+        cube_quat = raw_quat / np.sqrt(_dots(raw_quat, raw_quat))[:, None]
         drops = self._start_height - qpos[:, cq + 2]
-        rewards = np.zeros(n, dtype=np.float32)
-        dones = np.zeros(n, dtype=bool)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
-        outcomes: list[StepOutcome] = []
-        goals = np.empty((n, 4))
-        for i, env in enumerate(envs):
-            env._target = new_target[i]
-            env._previous_action = unit[i]
-            env._episode_steps += 1
-            task = env._task
-            if unstable[i]:
-                outcome = StepOutcome(0.0, False, False, False, True, float(task.previous_distance))
-                truncated[i] = True
-            else:
-                outcome = evaluate_step(env.cfg.task, task, cube_quat[i], float(drops[i]))
-                if outcome.success and not outcome.terminated:
-                    task.goal = env._sample_goal(env.np_random, cube_quat[i])
-                    task.previous_distance = float(rotations.distance(cube_quat[i], task.goal))
-                terminated[i] = outcome.terminated
-                truncated[i] = outcome.truncated or env._episode_steps >= env.cfg.max_episode_steps
-                if (terminated[i] or truncated[i]) and env.schedule is not None:
-                    env.schedule.report(env._episode_strengths, task.consecutive_successes)
-            outcomes.append(outcome)
-            rewards[i] = outcome.reward
-            goals[i] = task.goal
-
-        obs = self._observations(cube_quat, goals, unstable)
-        infos: list[dict[str, Any]] = []
-        for i, env in enumerate(envs):
-            o, task = outcomes[i], env._task
-            infos.append({
-                "is_success": bool(o.success), "consecutive_successes": task.consecutive_successes,
-                "dropped": bool(o.dropped), "rotation_distance": float(o.distance),
-                "sim_unstable": bool(unstable[i]), "goal_quat": task.goal.copy(),
-                "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
-            })
+        distance = _distances(cube_quat, self._goal)
+        reward = rw.rotation_progress * (self._prev_distance - distance)
+        dropped = (drops > task_cfg.drop_height) & stable
+        success = ~dropped & (distance < task_cfg.success_threshold) & stable
+        reward = np.where(success, reward + rw.success_bonus, reward)
+        reward = np.where(dropped, reward + rw.drop_penalty, reward)
+        reward[unstable] = 0.0
+        distance = np.where(stable, distance, self._prev_distance)  # an unstable step reports the last
+        self._prev_distance = distance.copy()
+        self._since_goal = np.where(stable, np.where(success, 0, self._since_goal + 1), self._since_goal)
+        self._successes = self._successes + success
+        terminated = dropped | ((self._successes >= task_cfg.max_consecutive_successes) & stable)
+        truncated = (stable & ~terminated & (self._since_goal >= task_cfg.goal_timeout_steps)) | unstable
+        truncated |= stable & (self._episode_steps >= cfg.max_episode_steps)
+        for i in np.flatnonzero(success & ~terminated):  # next goal, from the env's RNG (before its noise)
+            env = envs[i]
+            self._goal[i] = env._sample_goal(env.np_random, cube_quat[i])
+            self._prev_distance[i] = rotations.distance(cube_quat[i], self._goal[i])
         dones = terminated | truncated
+        for i in np.flatnonzero(dones & stable):
+            env = envs[i]
+            if env.schedule is not None:
+                env.schedule.report(env._episode_strengths, int(self._successes[i]))
+
+        obs = self._observations(cube_quat, unstable)
+        goals = self._goal.copy()
+        rewards = reward.astype(np.float32)
+        time_limit = truncated & ~terminated
+        infos = [
+            {"is_success": s, "consecutive_successes": c, "dropped": d, "rotation_distance": r,
+             "sim_unstable": u, "goal_quat": g, "TimeLimit.truncated": t}
+            for s, c, d, r, u, g, t in zip(success.tolist(), self._successes.tolist(), dropped.tolist(),
+                                           distance.tolist(), unstable.tolist(), goals, time_limit.tolist())
+        ]
         done_ids = np.flatnonzero(dones).tolist()
         if done_ids:
             for i in done_ids:
                 infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
+                self._sync_task(i)
             results = self._reset_envs(done_ids, [{} for _ in done_ids])
             for i, (reset_obs, reset_info) in zip(done_ids, results):
                 for k in obs:
@@ -296,7 +347,7 @@ class BatchCubeReorientEnv(VecEnv):
                 self.reset_infos[i] = reset_info
         return obs, rewards, dones, infos
 
-    def _observations(self, cube_quat: np.ndarray, goals: np.ndarray, unstable: np.ndarray) -> dict[str, np.ndarray]:
+    def _observations(self, cube_quat: np.ndarray, unstable: np.ndarray) -> dict[str, np.ndarray]:
         """``CubeReorientEnv._observation`` for all envs: per-env noise draws, vectorised maths."""
         n, ids, envs = self.num_envs, self.ids, self.envs
         for i in np.flatnonzero(unstable):  # as the single env: reset data, observe that
@@ -305,7 +356,7 @@ class BatchCubeReorientEnv(VecEnv):
             mujoco.mj_resetData(env.model, env.data)
             mujoco.mj_getState(env.model, env.data, self._state[i], _INTEGRATION)
             cube_quat[i] = env._cube_quat()
-        qpos, qvel = self._qpos, self._qvel
+        qpos, qvel, goals = self._qpos, self._qvel, self._goal
         tips = (self._site_xpos[:, ids.fingertip_sites] - HAND_ORIGIN).reshape(n, -1)
         cq = ids.cube_qpos
         cube_pos = qpos[:, cq:cq + 3] - HAND_ORIGIN
@@ -313,21 +364,43 @@ class BatchCubeReorientEnv(VecEnv):
         for i in np.flatnonzero(unstable):  # derived fields of the reset data, as the env reads them
             tips[i] = envs[i].fingertip_positions().ravel()
         include_joints = envs[0].cfg.task.include_joint_angles
-        n_tips, n_joints = tips.shape[1], joints.shape[1]
-        noisy_tips, noisy_pos, noisy_quat = tips.copy(), cube_pos.copy(), cube_quat.copy()
-        noisy_joints = joints.copy() if include_joints else None
-        for i, env in enumerate(envs):
-            noise = env.obs_noise
-            if noise.strength <= 0:
-                continue
-            rng, c, s = env.np_random, noise.cfg, noise.strength
-            noisy_quat[i] = noise.quaternion(cube_quat[i], rng)  # its draws come first, as in the env
-            z = rng.standard_normal(n_tips + 3 + (n_joints if include_joints else 0))  # = rng.normal(0, std) calls
-            off = noise.offsets
-            noisy_tips[i] = tips[i] + off["fingertip_pos"] + (0.0 + c.fingertip_pos[1] * s * z[:n_tips])
-            noisy_pos[i] = cube_pos[i] + off["cube_pos"] + (0.0 + c.cube_pos[1] * s * z[n_tips:n_tips + 3])
+        noisy_tips, noisy_pos, noisy_quat = tips, cube_pos, cube_quat
+        noisy_joints = joints
+        noisy = np.flatnonzero(self._noise_on)
+        if len(noisy):
+            # One draw per env, in the env's order: the quaternion's axis (3) and angle (1) when its
+            # std is > 0, then fingertips (15), cube position (3), joints; rng.normal(0, std, k) is
+            # 0.0 + std x standard_normal(k), so one standard_normal call gives the same numbers.
+            c = envs[0].obs_noise.cfg
+            quat_draws = 4 if c.cube_quat[1] > 0 else 0
+            n_tips, n_joints = tips.shape[1], joints.shape[1]
+            k = quat_draws + n_tips + 3 + (n_joints if include_joints else 0)
+            z = np.empty((len(noisy), k))
+            for row, i in enumerate(noisy):
+                z[row] = envs[i].np_random.standard_normal(k)
+            std, off = self._std, self._offset
+            quat = _hamilton_rows(off["cube_quat"][noisy], cube_quat[noisy])
+            if quat_draws:
+                axis, angle = z[:, :3], 0.0 + std["cube_quat"][noisy] * z[:, 3]
+                norm = np.sqrt(axis[:, 0] * axis[:, 0] + axis[:, 1] * axis[:, 1] + axis[:, 2] * axis[:, 2])
+                half = (0.5 * angle).tolist()  # libm's sin and cos, as rotations.from_axis_angle
+                sin = np.array([math.sin(h) for h in half]) / norm
+                step = np.column_stack([np.array([math.cos(h) for h in half]), axis * sin[:, None]])
+                quat = _hamilton_rows(step, quat)
+            col = quat_draws
+            noisy_quat = cube_quat.copy()
+            noisy_quat[noisy] = quat
+            noisy_tips = tips.copy()
+            noisy_tips[noisy] = (tips[noisy] + off["fingertip_pos"][noisy]
+                                 + (0.0 + std["fingertip_pos"][noisy, None] * z[:, col:col + n_tips]))
+            col += n_tips
+            noisy_pos = cube_pos.copy()
+            noisy_pos[noisy] = cube_pos[noisy] + off["cube_pos"][noisy] + (0.0 + std["cube_pos"][noisy, None] * z[:, col:col + 3])
+            col += 3
             if include_joints:
-                noisy_joints[i] = joints[i] + off["joint_pos"] + (0.0 + c.joint_pos[1] * s * z[n_tips + 3:])
+                noisy_joints = joints.copy()
+                noisy_joints[noisy] = (joints[noisy] + off["joint_pos"][noisy]
+                                       + (0.0 + std["joint_pos"][noisy, None] * z[:, col:]))
         noisy_quat = noisy_quat * np.where(noisy_quat[:, :1] >= 0, 1.0, -1.0)
         parts = [noisy_tips, noisy_pos, noisy_quat, goals, _relative_rows(noisy_quat, goals), self._previous_action]
         if include_joints:

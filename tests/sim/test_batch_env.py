@@ -120,3 +120,15 @@ def test_batch_is_the_default_backend():
         assert mujoco.mj_stateSize(vec.envs[0].model, mujoco.mjtState.mjSTATE_INTEGRATION) == vec.batch.nstate
     finally:
         vec.close()
+
+
+def test_row_wise_quaternion_maths_rounds_as_the_single_env():
+    from sim import rotations
+    from sim.batch_env import _distances, _dots, _relative_rows
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4))
+    np.testing.assert_array_equal(_dots(a, b), [float(x @ y) for x, y in zip(a, b)])
+    np.testing.assert_array_equal(np.sqrt(_dots(a, a)), [np.linalg.norm(x) for x in a])
+    np.testing.assert_array_equal(_distances(a, b), [rotations.distance(x, y) for x, y in zip(a, b)])
+    np.testing.assert_array_equal(_relative_rows(a, b), [rotations.relative(x, y) for x, y in zip(a, b)])
