@@ -58,6 +58,11 @@ class PlannerConfig:
     # Privileged latency: new targets reach the rollouts this many control steps late, as the env's
     # randomized action latency delays them (None: the episode's mean delay, read from the env).
     plan_latency: float | None = None
+    # Escaping local minima: when the rotation distance has not improved by stall_tolerance rad for
+    # stall_steps control steps, the noise grows by stall_noise_scale (until it improves again).
+    stall_steps: int = 15
+    stall_tolerance: float = 0.05
+    stall_noise_scale: float = 1.0
     hold_candidate: bool = True  # one rollout keeps the current targets: a safe fallback always competes
     seed: int = 0
     cost: CostConfig = field(default_factory=CostConfig)
@@ -81,6 +86,8 @@ class PlannerConfig:
             raise ConfigError(f"n_threads: must be >= 0, got {self.n_threads}")
         if self.plan_timestep_scale < 1:
             raise ConfigError(f"plan_timestep_scale: must be >= 1, got {self.plan_timestep_scale}")
+        if self.stall_steps < 1 or self.stall_noise_scale < 1.0:
+            raise ConfigError("stall_steps must be >= 1 and stall_noise_scale >= 1")
         if self.plan_latency is not None and not 0.0 <= self.plan_latency <= 1.0:
             raise ConfigError(f"plan_latency: must be in [0, 1] control steps, got {self.plan_latency}")
         if self.plan_solver_iterations is not None and self.plan_solver_iterations < 1:

@@ -11,6 +11,7 @@ import numpy as np
 from dexhand.plan.config import PlannerConfig
 from dexhand.plan.cost import CostContext
 from dexhand.plan.planner import SamplingPlanner
+from sim import rotations
 
 
 class MpcController:
@@ -39,16 +40,29 @@ class MpcController:
         self.planner.bind(env.model, env.cfg.scene.substeps, env.ctrl_low, env.ctrl_high, env.action_step,
                           env.current_target, latency_steps=0.5 * env.action_perturbation.latency_fraction)
         self.cube_rest = env.cube_pos
+        self._goal_best = (None, np.inf, 0)  # (goal, best distance so far, steps since it improved)
 
     def act(self, observation=None) -> np.ndarray:
         env = self.env
         target = env.current_target
         ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest, success_threshold=env.cfg.task.success_threshold)
-        plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel)
+        plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel,
+                                 noise_scale=self._noise_scale(ctx.goal, env.cube_quat))
         self.seconds.append(self.planner.last_stats.seconds)
         self.last_plan = plan
         self.planner.shift()
         return np.clip((plan[0] - target) / env.action_step, -1.0, 1.0).astype(np.float32)
+
+    def _noise_scale(self, goal: np.ndarray, cube_quat: np.ndarray) -> float:
+        """Wider search after ``stall_steps`` without ``stall_tolerance`` rad of progress on this goal."""
+        cfg = self.cfg
+        distance = float(rotations.distance(cube_quat, goal))
+        last_goal, best, since = self._goal_best
+        if last_goal is None or not np.array_equal(last_goal, goal) or distance < best - cfg.stall_tolerance:
+            self._goal_best = (goal, distance, 0)
+            return 1.0
+        self._goal_best = (last_goal, best, since + 1)
+        return cfg.stall_noise_scale if since + 1 >= cfg.stall_steps else 1.0
 
     def close(self) -> None:
         self.planner.close()

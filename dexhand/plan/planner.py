@@ -115,13 +115,15 @@ class SamplingPlanner:
                               linvel=states[..., v0 : v0 + 3], targets=plans, start_target=start)
 
     def plan(self, source_model: mujoco.MjModel, data: mujoco.MjData, start_target: np.ndarray,
-             ctx: CostContext, cube_qpos: int, cube_qvel: int) -> np.ndarray:
-        """Search from ``data``'s state; returns the plan (horizon, nu) whose first row to send now."""
+             ctx: CostContext, cube_qpos: int, cube_qvel: int, noise_scale: float = 1.0) -> np.ndarray:
+        """Search from ``data``'s state; returns the plan (horizon, nu) whose first row to send now.
+
+        ``noise_scale`` widens the search (the controller raises it when progress stalls)."""
         cfg = self.cfg
         t0 = time.perf_counter()
         self._source_model, self.cube_qpos, self.cube_qvel = source_model, cube_qpos, cube_qvel
         self._start = start_target
-        base_std = cfg.noise_std * self.half_range
+        base_std = noise_scale * cfg.noise_std * self.half_range
         best_cost = np.inf
         best_plan = self.nominal
         for _ in range(cfg.iterations):

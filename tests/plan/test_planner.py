@@ -104,3 +104,15 @@ def test_the_planner_turns_the_cube_and_holding_still_does_not():
     ctl.close()
     assert sum(s for _, s in planner) >= 1, planner  # at least one goal reached by the planner
     assert np.mean([p for p, _ in planner]) > np.mean([p for p, _ in hold]) + 0.3, (planner, hold)
+
+
+def test_a_stalled_goal_widens_the_search(nominal_env):
+    cfg = apply_overrides(PlannerConfig(), [*SMALL, "stall_steps=3", "stall_tolerance=0.05", "stall_noise_scale=2.0"])
+    ctl = MpcController(cfg, env=nominal_env)
+    nominal_env.reset(seed=0)
+    ctl.reset()
+    goal, cube = nominal_env.goal, nominal_env.cube_quat
+    scales = [ctl._noise_scale(goal, cube) for _ in range(5)]  # no progress at all
+    assert scales == [1.0, 1.0, 1.0, 2.0, 2.0]
+    assert ctl._noise_scale(goal, goal) == 1.0  # progress (here: at the goal) resets it
+    ctl.close()
