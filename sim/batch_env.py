@@ -440,3 +440,107 @@ class BatchCubeReorientEnv(VecEnv):
             self._pool.shutdown(wait=True)
         for env in self.envs:
             env.close()
+
+
+class ShardedBatchEnv(VecEnv):
+    """``n_envs`` envs as ``n_shards`` batched envs (one native thread each), stepped by Python threads.
+
+    Why: in one ``BatchCubeReorientEnv`` the task logic runs on one core while the physics threads
+    wait for it. Here each shard's physics releases the GIL while another shard's task logic holds
+    it, so the task logic overlaps the physics instead of adding to it. Shard ``k`` holds a
+    contiguous slice of envs; seeds, trajectories and infos are those of the unsharded env.
+    """
+
+    def __init__(self, n_envs: int, config: EnvConfig | None = None, overrides: Iterable[str] = (),
+                 n_shards: int | None = None) -> None:
+        overrides = tuple(overrides)
+        n_shards = max(1, min(n_shards or os.cpu_count() or 1, n_envs))
+        bounds = np.linspace(0, n_envs, n_shards + 1).astype(int)
+        self.slices = [range(int(bounds[k]), int(bounds[k + 1])) for k in range(n_shards)]
+        self.shards = [BatchCubeReorientEnv(len(s), config, overrides, n_threads=1) for s in self.slices]
+        self.envs = [env for shard in self.shards for env in shard.envs]
+        self._pool = ThreadPoolExecutor(n_shards, thread_name_prefix="dexhand-shard")
+        self._actions: np.ndarray | None = None
+        first = self.shards[0]
+        super().__init__(n_envs, first.observation_space, first.action_space)
+
+    def _each(self, fn) -> list[Any]:
+        if len(self.shards) == 1:
+            return [fn(0)]
+        return list(self._pool.map(fn, range(len(self.shards))))  # re-raises a shard's exception
+
+    def _route(self, indices: VecEnvIndices) -> list[tuple[int, list[int]]]:
+        wanted = list(self._get_indices(indices))
+        out = []
+        for k, s in enumerate(self.slices):
+            local = [i - s.start for i in wanted if i in s]
+            if local:
+                out.append((k, local))
+        order = [i for k, local in out for i in (self.slices[k].start + j for j in local)]
+        if order != wanted:  # results come back grouped by shard: keep the caller's order
+            self._order = [order.index(i) for i in wanted]
+        else:
+            self._order = None
+        return out
+
+    def _ordered(self, results: list[Any]) -> list[Any]:
+        return results if self._order is None else [results[j] for j in self._order]
+
+    def reset(self):
+        for k, s in enumerate(self.slices):
+            shard = self.shards[k]
+            shard._seeds = [self._seeds[i] for i in s]
+            shard._options = [self._options[i] for i in s]
+        parts = self._each(lambda k: self.shards[k].reset())
+        self.reset_infos = [info for shard in self.shards for info in shard.reset_infos]
+        self._reset_seeds()
+        self._reset_options()
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise RuntimeError("step_wait() without step_async()")
+        actions, self._actions = self._actions, None
+        if actions.shape[0] != self.num_envs:
+            raise ValueError(f"actions have shape {actions.shape}, expected ({self.num_envs}, ...)")
+        parts = self._each(lambda k: self.shards[k].step(actions[self.slices[k].start:self.slices[k].stop]))
+        self.reset_infos = [info for shard in self.shards for info in shard.reset_infos]
+        obs = {key: np.concatenate([p[0][key] for p in parts]) for key in parts[0][0]}
+        return (obs, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]),
+                [info for p in parts for info in p[3]])
+
+    def env(self, i: int) -> CubeReorientEnv:
+        k = next(k for k, s in enumerate(self.slices) if i in s)
+        return self.shards[k].env(i - self.slices[k].start)
+
+    def sync(self, indices: VecEnvIndices = None) -> None:
+        for k, local in self._route(indices):
+            self.shards[k].sync(local)
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        routes = self._route(indices)
+        out = [r for k, local in routes
+               for r in self.shards[k].env_method(method_name, *method_args, indices=local, **method_kwargs)]
+        return self._ordered(out)
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        routes = self._route(indices)
+        return self._ordered([r for k, local in routes for r in self.shards[k].get_attr(attr_name, local)])
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for k, local in self._route(indices):
+            self.shards[k].set_attr(attr_name, value, local)
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [img for shard in self.shards for img in shard.get_images()]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for shard in self.shards:
+            shard.close()

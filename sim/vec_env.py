@@ -4,7 +4,8 @@
 per step on (N, ...) arrays and the physics of all envs is one call into MuJoCo's own thread pool,
 which holds no GIL. ``thread``: a pool of Python threads each stepping whole ``CubeReorientEnv``s
 (``mj_step`` releases the GIL, the env's Python does not, which held 2 cores to 1.4-1.65x).
-``process``: one process per core, each stepping its slice as a batched env with one thread, one
+``shards``: ``n_workers`` batched envs with one native thread each, stepped by Python threads, so
+one shard's task logic overlaps another's physics. ``process``: one process per core, each stepping its slice as a batched env with one thread, one
 pipe round trip per process per step (SB3's ``subprocess`` pays one per env). ``serial``: SB3's
 DummyVecEnv. All give the same trajectories for the same seed; ``dexhand bench sim`` compares them.
 """
@@ -24,8 +25,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from sim.config import EnvConfig
 
-Backend = Literal["batch", "thread", "process", "subprocess", "serial"]
-BACKENDS: tuple[str, ...] = ("batch", "thread", "process", "subprocess", "serial")
+Backend = Literal["batch", "shards", "thread", "process", "subprocess", "serial"]
+BACKENDS: tuple[str, ...] = ("batch", "shards", "thread", "process", "subprocess", "serial")
 DEFAULT_BACKEND: Backend = "batch"
 
 
@@ -313,6 +314,14 @@ def make_vec_env(
 
         limit_blas_threads()
         vec: VecEnv = BatchCubeReorientEnv(n_envs, config, overrides, n_threads=n_workers)
+        if seed is not None:
+            vec.seed(seed)
+        return vec
+    if backend == "shards":
+        from sim.batch_env import ShardedBatchEnv
+
+        limit_blas_threads()
+        vec = ShardedBatchEnv(n_envs, config, overrides, n_shards=n_workers)
         if seed is not None:
             vec.seed(seed)
         return vec

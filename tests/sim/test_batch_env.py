@@ -132,3 +132,25 @@ def test_row_wise_quaternion_maths_rounds_as_the_single_env():
     np.testing.assert_array_equal(np.sqrt(_dots(a, a)), [np.linalg.norm(x) for x in a])
     np.testing.assert_array_equal(_distances(a, b), [rotations.distance(x, y) for x, y in zip(a, b)])
     np.testing.assert_array_equal(_relative_rows(a, b), [rotations.relative(x, y) for x, y in zip(a, b)])
+
+
+def test_shards_equal_single_envs_and_route_by_index():
+    sharded = make_vec_env(5, overrides=BUSY, backend="shards", n_workers=2, seed=7)
+    single = make_vec_env(5, overrides=BUSY, backend="serial", seed=7)
+    try:
+        assert [len(s) for s in sharded.slices] == [2, 3]
+        for vec in (sharded, single):
+            vec.env_method("set_goal_mode", "z", indices=[4, 1])
+        first_a, first_b = sharded.reset(), single.reset()
+        for key in first_b:
+            np.testing.assert_array_equal(first_a[key], first_b[key])
+        modes = [c.task.goal_mode for c in sharded.get_attr("cfg", indices=[4, 0, 1])]
+        assert modes == ["z", "full", "z"]  # the caller's order, across shards
+        rng = np.random.default_rng(3)
+        for _ in range(15):
+            actions = rng.uniform(-1, 1, (5, 20)).astype(np.float32)
+            assert_same_step(sharded.step(actions), single.step(actions))
+        np.testing.assert_array_equal(sharded.env(3).data.qpos, single.envs[3].data.qpos)
+    finally:
+        sharded.close()
+        single.close()
