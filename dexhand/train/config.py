@@ -78,7 +78,7 @@ class TrainConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     n_envs: int = 8
     # sim.vec_env backends; "batch": one batched env, physics on MuJoCo's native threads
-    vec_backend: Literal["batch", "thread", "process", "subprocess", "serial"] = "batch"
+    vec_backend: Literal["batch", "shards", "thread", "process", "subprocess", "serial"] = "batch"
     n_workers: int | None = None  # threads/processes; default: all cores
     total_timesteps: int = 1_000_000
     checkpoint_every: int = 50_000  # env steps
