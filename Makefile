@@ -1,5 +1,6 @@
 # dexhand: two commands do all set-up on a fresh Debian 12 machine:
-#   make demo   set up if needed, then run the cube-reorientation demo (headless, writes a video)
+#   make demo   set up if needed, then run the cube-reorientation demo (headless, writes videos): the
+#               shipped student, then the sampling-MPC planner
 #   make test   set up if needed, then run the test suite
 # Set-up is idempotent: stamps make a second run fast.
 
@@ -69,6 +70,7 @@ $(DATA_STAMP): | apt
 
 demo: setup
 	$(PY) -m dexhand.cli demo $(DEMO_ARGS)
+	$(PY) -m dexhand.cli demo --controller mpc --goals z --episodes 1 --max-steps 150 --video out/demo_mpc.mp4
 
 test: setup
 	@source /opt/ros/noetic/setup.bash 2>/dev/null || true; \
