@@ -1,10 +1,12 @@
 """``dexhand bench ros-faults``: each fault against sim_demo.launch on a private master, one table.
 
 Faults, in order, each on the running loop (``seconds`` each, 3 by default): a second node flooding
-the action topic with +-1e9 at 100 Hz; NaN/inf/huge actions from a node that takes the policy's name
-(the master replaces the real policy, which the launch then respawns); NaN cube poses; NaN joint
-states; a frozen sim (sim_hand/freeze); the policy node killed (respawned by the launch); e-stop and
-release. For each: what the stack did (driver states, counters), commands out of the hardware range
+the action topic with +-1e9 at 100 Hz; NaN, +-inf and +-1e308 actions at 200 Hz from the driver's
+accepted source (the real policy is paused with SIGSTOP, so the launch does not respawn it, and the
+injector runs as ``/policy``, the driver's ``~action_source``; once the injector is done the policy
+is resumed, finds itself replaced by the master and exits, and the launch respawns it); NaN cube
+poses; NaN joint states; a frozen sim (sim_hand/freeze); the policy node killed (respawned by the
+launch); e-stop and release. For each: what the stack did (driver states, counters), commands out of the hardware range
 and non-finite commands seen on the 20 controller topics (both must be 0), the fastest command
 (rad/s over 0.25 s windows) and the fastest joint (/joint_states velocities), and whether the loop
 recovered (driver running and policy actions flowing again) and how fast.
@@ -12,6 +14,8 @@ recovered (driver running and policy actions flowing again) and how fast.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,16 +41,20 @@ pub = rospy.Publisher("dexhand/policy/action", JointState, queue_size=10)
 deadline = time.monotonic() + 10
 while pub.get_num_connections() < 2 and time.monotonic() < deadline:  # the driver and the bench
     time.sleep(0.05)
-values = [math.nan, math.inf, -math.inf, 1e9, -1e308]
+values = [math.nan, math.inf, -math.inf, 1e308, -1e308]
 end = time.monotonic() + {seconds}
 i = 0
 while time.monotonic() < end and not rospy.is_shutdown():
     pos = [0.1] * 20
     pos[i % 20] = values[i % len(values)]
-    pub.publish(JointState(name=joint_map.ACTUATOR_MODEL_NAMES, position=pos))
+    msg = JointState(name=joint_map.ACTUATOR_MODEL_NAMES, position=pos)
+    msg.header.stamp = rospy.Time.now()
+    pub.publish(msg)
     i += 1
-    time.sleep(0.02)
+    time.sleep(0.005)
+print("sent", i, "as", rospy.get_name(), "shut down" if rospy.is_shutdown() else "")
 """
+BAD_RATE = 200  # Hz of the injector above
 
 
 class Monitor:
@@ -201,9 +209,17 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
         repeat(one, 100)
 
     def bad_actions():
-        code = BAD_ACTIONS.format(seconds=seconds)
-        subprocess.run([sys.executable, "-c", code], env=env, timeout=60 + seconds,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """The accepted source itself sends garbage: the policy paused (no respawn), the injector as /policy."""
+        pid = _node_pid("/policy")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            code = BAD_ACTIONS.format(seconds=seconds)
+            done = subprocess.run([sys.executable, "-c", code], env=env, timeout=60 + seconds,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        finally:
+            os.kill(pid, signal.SIGCONT)  # replaced by the master meanwhile: it exits and is respawned
+        sent = done.stdout.split()
+        return f"injector sent {sent[1] if len(sent) > 1 else '?'} bad actions as /policy (real policy paused)"
 
     def nan_pose():
         def one():
@@ -234,7 +250,7 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
 
     faults = [
         ("action flood (+-1e9, 100 Hz) from a second node", flood),
-        ("NaN/inf/huge actions from the policy's name", bad_actions),
+        (f"NaN/+-inf/+-1e308 actions ({BAD_RATE} Hz) from the accepted source /policy", bad_actions),
         ("NaN cube pose (30 Hz)", nan_pose),
         ("NaN joint state (125 Hz)", nan_joints),
         ("frozen sim", frozen),
@@ -247,7 +263,7 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
         before = mon.status
         skipped0 = mon.diag.skipped_cycles if mon.diag is not None else 0
         t0 = time.monotonic()
-        inject()
+        note = inject()
         t1 = time.monotonic()
         recovered = mon.wait(lambda t1=t1: mon.running() and mon.actions_since(t1) >= 5, 30)
         t2 = time.monotonic()
@@ -256,7 +272,7 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
         after = mon.status
         skipped1 = mon.diag.skipped_cycles if mon.diag is not None else 0
         path = " -> ".join(f"{s}" + (f" ({r})" if r else "") for s, r in fig["states"][:3]) or "stayed running"
-        did = [path]
+        did = [path] + ([note] if note else [])
         if after.foreign_actions > before.foreign_actions:
             did.append(f"refused {after.foreign_actions - before.foreign_actions} foreign actions")
         if after.rejected_actions > before.rejected_actions:
@@ -271,6 +287,20 @@ def _faults(seconds: float, env: dict, home: Path) -> list:
                      "commands seen": fig["commands"]})
     rospy.signal_shutdown("bench done")
     return rows
+
+
+def _node_pid(name: str) -> int:
+    """The process id of a running node (its slave API's getPid)."""
+    from xmlrpc.client import ServerProxy
+
+    import rosgraph
+    import rospy
+
+    api = rosgraph.Master(rospy.get_name()).lookupNode(name)
+    code, message, pid = ServerProxy(api).getPid(rospy.get_name())
+    if code != 1:
+        raise RuntimeError(f"getPid of {name}: {message}")
+    return int(pid)
 
 
 def print_results(r: dict[str, Any]) -> None:

@@ -26,7 +26,10 @@ first command goes out.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -121,14 +124,88 @@ class ControllerManager:
         try:
             return bool(self.switch_proxy(req).ok)
         except rospy.ServiceException as exc:
+            if rospy.is_shutdown():  # rospy stops reading replies once shut down: nothing to learn from the list
+                raise
             # A lost reply: the list says whether the switch happened.
             rospy.logwarn(f"hand_driver: switch_controller: {exc}; checking the controller list")
             states = self.states()
             return all(states.get(c) == "running" for c in start) and all(states.get(c) != "running" for c in stop)
 
 
+@contextlib.contextmanager
+def deferred_stop_signals():
+    """SIGINT/SIGTERM arriving inside the block are delivered (to rospy's handler) when it ends.
+
+    Python runs signal handlers in the main thread, between two bytecodes of whatever it is doing:
+    rospy's handler, run in the middle of a service call, shuts the node down and the call returns
+    "no response" although the request went out. Main thread only (elsewhere: no deferral).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append((signum, frame))) for s in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum, frame in pending:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            else:  # SIG_DFL / SIG_IGN / not installed from Python: let the kernel apply it
+                os.kill(os.getpid(), signum)
+
+
+class ControllerSwitch:
+    """Position controllers in, trajectory controllers out through switch_controller, and back on shutdown.
+
+    The way back is registered with rospy.on_shutdown *before* the request goes out, and SIGINT/SIGTERM
+    wait until the reply is in, so a stop at any moment of start-up (or a refusal to start after the
+    switch) leaves the controllers as they were found: rospy runs on_shutdown hooks while services
+    still answer. A shutdown from another thread (the master's shutdown request) waits on the lock for
+    the reply of a switch in flight.
+    """
+
+    def __init__(self, cm: ControllerManager, start, stop) -> None:
+        self.cm, self.start, self.stop = cm, list(start), list(stop)
+        self.lock = threading.Lock()
+        self.switched = False
+        self.restored = False
+
+    def apply(self) -> bool:
+        import rospy
+
+        rospy.on_shutdown(self.restore)
+        with deferred_stop_signals(), self.lock:  # the lock is released before a deferred signal is delivered
+            self.switched = self.cm.switch(self.start, self.stop)
+        return self.switched
+
+    def restore(self) -> None:
+        import rospy
+
+        if not self.lock.acquire(timeout=15.0):
+            rospy.logerr("hand_driver: could not restore the controllers: a switch_controller call is still open")
+            return
+        try:
+            if not self.switched or self.restored:
+                return
+            self.restored = True
+            ok = self.cm.switch(self.stop, self.start)
+            rospy.loginfo(f"hand_driver: controllers restored (started {self.stop or 'none'}, stopped "
+                          f"{len(self.start)}): {'ok' if ok else 'REFUSED'}")
+        except Exception as exc:  # shutting down: report, never raise
+            rospy.logerr(f"hand_driver: could not restore the controllers: {exc}")
+        finally:
+            self.lock.release()
+
+
 def check_and_switch(expected, dry_run: bool):
-    """Check (and, with ~switch_controllers, switch) the controllers; returns a restore function or None."""
+    """Check (and, with ~switch_controllers, switch) the controllers; returns the ControllerSwitch or None.
+
+    A switch is undone on shutdown (its restore is an on_shutdown hook from before the request)."""
     import rospy
 
     listed = rospy.get_param("~controllers", None)
@@ -148,22 +225,15 @@ def check_and_switch(expected, dry_run: bool):
     states = cm.states()
     rospy.loginfo(f"hand_driver: controller_manager lists {len(states)} controllers, "
                   f"{sum(s == 'running' for s in states.values())} running")
-    restore = None
+    switch = None
     if bool(rospy.get_param("~switch_controllers", False)) and not dry_run:
         start, stop = plan_switch(states, expected)
         if start or stop:
             rospy.loginfo(f"hand_driver: switching controllers: stop {stop or 'none'}, start {len(start)} "
                           f"position controllers")
-            if not cm.switch(start, stop):
+            switch = ControllerSwitch(cm, start, stop)
+            if not switch.apply():
                 raise ControllerMismatch(f"switch_controller refused: start {start}, stop {stop}")
-
-            def restore() -> None:
-                try:
-                    ok = cm.switch(stop, start)
-                    rospy.loginfo(f"hand_driver: controllers restored (started {stop or 'none'}, stopped "
-                                  f"{len(start)}): {'ok' if ok else 'REFUSED'}")
-                except Exception as exc:  # shutting down: report, never raise
-                    rospy.logerr(f"hand_driver: could not restore the controllers: {exc}")
             states = cm.states()
     try:
         check_running(states, expected)
@@ -171,7 +241,7 @@ def check_and_switch(expected, dry_run: bool):
         if not dry_run:
             raise
         rospy.logwarn(f"hand_driver: dry run, so going on although {exc}")
-    return restore
+    return switch
 
 
 def wait_calibrated(timeout: float) -> None:
@@ -394,13 +464,14 @@ def main() -> int:
         dry_run = bool(rospy.get_param("~dry_run", False))
         if dry_run:
             rospy.logwarn("hand_driver: DRY RUN: commands go to ~dry_run/commands, never to the controllers")
-        restore = check_and_switch(controller_names(prefix), dry_run)
-        if restore is not None:
-            rospy.on_shutdown(restore)
+        check_and_switch(controller_names(prefix), dry_run)  # a switch registers its own undo
         if bool(rospy.get_param("~wait_calibrated", True)) and not dry_run:
             wait_calibrated(float(rospy.get_param("~calibration_wait", 60.0)))
         node = HandDriverNode(prefix, dry_run)
-    except (ControllerMismatch, ValueError) as exc:
+    except (ControllerMismatch, ValueError, rospy.ROSException, rospy.ServiceException) as exc:
+        if rospy.is_shutdown():  # stopped (SIGINT, SIGTERM, the master) while starting: not a refusal
+            print(f"hand_driver: shut down during start-up ({exc})", file=sys.stderr)
+            return 0
         rospy.logfatal(f"hand_driver: refusing to start: {exc}")
         print(f"hand_driver: refusing to start: {exc}", file=sys.stderr)
         rospy.signal_shutdown("refused to start")

@@ -84,6 +84,15 @@ class FakeHand:
         with self.lock:
             return np.array([c[-1] for c in self.commands])
 
+    def lengths(self) -> list:
+        with self.lock:
+            return [len(c) for c in self.commands]
+
+    def since(self, lengths) -> list:
+        """Per controller, the commands received after ``lengths`` (from lengths())."""
+        with self.lock:
+            return [c[n:] for c, n in zip(self.commands, lengths)]
+
     def all_values(self) -> np.ndarray:
         with self.lock:
             return np.concatenate([np.asarray(c, dtype=float) for c in self.commands])
@@ -227,12 +236,17 @@ def test_estop_topic_and_service(rig):
     import rospy
     from std_srvs.srv import Trigger
 
+    held = rig.last()  # the driver's last commands: what it holds (and re-sends) on entering e-stop
     rig.estop_pub.publish(rig.Bool(True))
     wait_for(lambda: rig.status.state == "estop", 2, "e-stop from the topic")
-    n = rig.count()
+    # The re-sent hold travels on 20 other connections than the status and may land after it: every
+    # command from here on must be the hold, none the action's.
+    lengths = rig.lengths()
     rig.act(np.zeros(20))
     time.sleep(0.3)
-    assert rig.count() == n, "an action reached the controllers during e-stop"
+    for index, values in enumerate(rig.since(lengths)):
+        assert values == pytest.approx([held[index]] * len(values), abs=1e-9), \
+            f"an action reached {ACTUATORS[index].controller} during e-stop"
     rospy.wait_for_service("/hand_driver/release", timeout=5)
     assert rospy.ServiceProxy("/hand_driver/release", Trigger)().success
     wait_for(lambda: rig.status.state == "running", 2, "running after release")
@@ -255,31 +269,88 @@ def test_refuses_loaded_but_stopped_position_controllers(rig, ros_master, test_n
     assert "loaded but not running" in done.stderr and "sh_rh_ffj0_position_controller (stopped)" in done.stderr
 
 
+def start_switching_driver(ros_master, name: str, namespace: str, log_path):
+    from dexhand.ros.launcher import node_command
+
+    log = open(log_path, "wb")
+    driver = subprocess.Popen(node_command("hand_driver", f"__name:={name}", f"_controller_manager_ns:={namespace}",
+                                           "_switch_controllers:=true", f"joint_states:=/{name}/joint_states",
+                                           f"dexhand/driver/status:=/{name}/status"),
+                              env=ros_master.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return driver, log
+
+
 def test_switches_controllers_and_restores_them(rig, ros_master, test_node, tmp_path):
     """switch_controllers: stop the trajectory controllers, start the position ones; undo it on exit."""
+    from dexhand_msgs.msg import DriverStatus
+
     from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
-    from dexhand.ros.launcher import node_command, stop_process
+    from dexhand.ros.launcher import stop_process
 
     cm = ControllerManagerStandIn(test_node, "rh", "trajectory", "/cm_switch")
-    log = open(tmp_path / "driver_switch.log", "wb")
-    driver = subprocess.Popen(node_command("hand_driver", "__name:=driver_switch", "_controller_manager_ns:=/cm_switch",
-                                           "_switch_controllers:=true", "joint_states:=/switch/joint_states",
-                                           "dexhand/driver/status:=/switch/status"),
-                              env=ros_master.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    statuses = []
+    sub = test_node.Subscriber("/driver_switch/status", DriverStatus, statuses.append, queue_size=5)
+    driver, log = start_switching_driver(ros_master, "driver_switch", "/cm_switch", tmp_path / "driver_switch.log")
     try:
-        wait_for(lambda: cm.switches == 1 or driver.poll() is not None, 30, "the driver's switch_controller call")
+        # Up (switched, checked, connected to the rig's controllers): its status reaches us. Stopping it
+        # any earlier is the next test.
+        wait_for(lambda: statuses or driver.poll() is not None, 30, "the switching driver's first status")
+        assert driver.poll() is None, (tmp_path / "driver_switch.log").read_text()[-2000:]
+        assert cm.switches == 1
         assert cm.states["sh_rh_ffj0_position_controller"] == "running"
         assert cm.states["rh_trajectory_controller"] == "stopped" and cm.states["rh_wr_trajectory_controller"] == "stopped"
         assert sorted(cm.calls[0][1]) == ["rh_trajectory_controller", "rh_wr_trajectory_controller"]
         assert len(cm.calls[0][0]) == 20
     finally:
+        sub.unregister()
         stop_process(driver)
         log.close()
-    assert cm.switches == 2, (tmp_path / "driver_switch.log").read_text()[-2000:]
+        for service in cm.services:
+            service.shutdown("test done")
+    text = (tmp_path / "driver_switch.log").read_text()
+    assert cm.switches == 2, text[-2000:]
     assert cm.states["rh_trajectory_controller"] == "running"
     assert cm.states["sh_rh_ffj0_position_controller"] == "stopped"
-    text = (tmp_path / "driver_switch.log").read_text()
     assert "controllers restored" in text
+
+
+def test_a_stop_while_switching_still_restores_the_controllers(rig, ros_master, test_node, tmp_path):
+    """SIGINT lands while the switch_controller reply is on its way: the switch is still undone.
+
+    (rospy's SIGINT handler shuts the node down in the middle of the call: the driver used to see "no
+    response", die with a traceback and leave the position controllers running.)
+    """
+    import signal
+
+    from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
+    from dexhand.ros.launcher import stop_process
+
+    class StopOnSwitch(ControllerManagerStandIn):
+        driver = None
+
+        def on_switch(self, req):
+            if self.switches == 0 and self.driver is not None:
+                self.driver.send_signal(signal.SIGINT)
+                time.sleep(0.3)  # the signal is in before the reply goes out
+            return super().on_switch(req)
+
+    cm = StopOnSwitch(test_node, "rh", "trajectory", "/cm_stop_switch")
+    driver, log = start_switching_driver(ros_master, "driver_stop_switch", "/cm_stop_switch",
+                                         tmp_path / "driver_stop_switch.log")
+    cm.driver = driver
+    try:
+        driver.wait(timeout=40)
+    finally:
+        stop_process(driver)
+        log.close()
+        for service in cm.services:
+            service.shutdown("test done")
+    text = (tmp_path / "driver_stop_switch.log").read_text()
+    assert cm.switches == 2, text[-2000:]
+    assert cm.states["rh_trajectory_controller"] == "running" and cm.states["rh_wr_trajectory_controller"] == "running"
+    assert all(cm.states[c] == "stopped" for c in CONTROLLERS)
+    assert "controllers restored" in text and "Traceback" not in text, text[-2000:]
+    assert driver.returncode == 0, text[-2000:]
 
 
 @pytest.mark.parametrize("controllers", [
