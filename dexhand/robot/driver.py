@@ -145,14 +145,16 @@ class DriverCore:
             self.counters.last_rejection = f"action from {source or 'an unnamed node'}, not the action " \
                                            f"source {self.action_source}"
             return None
-        self.watchdog.feed("policy actions", now)
-        reason = self._refusal(names, now)
-        if reason:
-            return self._reject(reason)
         targets = np.asarray(model_targets, dtype=np.float64)
         fault = implausible(targets, self.config.max_abs_target)
         if fault:
             return self._reject("action " + fault)
+        # Only a well-formed action is a sign of life: a source that sends nothing but NaN or huge values
+        # goes stale, and the driver says it holds instead of looking healthy.
+        self.watchdog.feed("policy actions", now)
+        reason = self._refusal(names, now)
+        if reason:
+            return self._reject(reason)
         commands = joint_map.commands_from_model_targets(targets)
         verdict = self.filter.apply(commands, self.last_safe, now - self.last_command_time)
         if verdict.values is None:

@@ -224,3 +224,22 @@ def test_image_conversion_round_trip():
     msg.encoding = "mono8"
     with pytest.raises(ValueError, match="mono8"):
         msg_to_image(msg)
+
+
+def test_a_source_sending_only_garbage_goes_stale_and_the_driver_holds():
+    core = DriverCore(SafetyConfig())
+    names = joint_map.ACTUATOR_MODEL_NAMES
+    t = 0.0
+    core.on_joint_state(REAL, home_positions(), t)
+    core.on_cube_pose(t)
+    core.on_action(names, np.full(20, 0.1), t, "/policy")
+    core.update(t)
+    assert core.state == "running"
+    bad = np.full(20, np.nan)
+    while t < 2.0:  # fresh sensors, but nothing usable from the policy
+        t += 0.02
+        core.on_joint_state(REAL, home_positions(), t)
+        core.on_cube_pose(t)
+        assert core.on_action(names, bad, t, "/policy") is None
+    core.update(t)
+    assert core.state == HOLDING and "policy actions" in core.reason
