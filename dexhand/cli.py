@@ -99,16 +99,9 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 def _config_path(name: str, folder: Path = CONFIG_DIR) -> Path:
     """A YAML path, or the name of a shipped config in ``folder`` (training: smoke, default, large, shipped)."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        return path
-    shipped = folder / f"{name}.yaml"
-    if not shipped.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise FileNotFoundError(f"no config {name!r}: give a .yaml path or one of {known}")
-    return shipped
+    from sim.configio import find_config
+
+    return find_config(name, folder)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -162,6 +162,20 @@ def apply_overrides(obj: T, overrides: Iterable[str]) -> T:
     return from_dict(type(obj), data)
 
 
+def find_config(name: str | Path, folder: Path, kind: str = "config") -> Path:
+    """A YAML path as given, or the name of a shipped ``kind`` config in ``folder``; errors list the names."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise FileNotFoundError(f"{kind} file not found: {path}")
+        return path
+    shipped = folder / f"{name}.yaml"
+    if not shipped.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise FileNotFoundError(f"no {kind} {str(name)!r}: give a .yaml path or one of {known}")
+    return shipped
+
+
 def load_yaml(cls: type[T], path: str | Path, overrides: Iterable[str] = ()) -> T:
     """Load ``cls`` from a YAML file (missing fields keep their defaults), then apply overrides."""
     path = Path(path)
