@@ -89,9 +89,9 @@ class TrainConfig:
     # Torch threads for the PPO update, when the envs are idle; None: all cores.
     update_threads: int | None = None
     # Rollouts on a Ray cluster (dexhand.scale): an address, or "local" to start Ray on this machine.
-    # Each actor steps envs_per_actor envs with threads; n_workers and vec_backend then do not apply.
+    # Each actor steps envs_per_actor envs as one batched env; n_workers and vec_backend then do not apply.
     ray_address: str | None = None
-    envs_per_actor: int = 4
+    envs_per_actor: int = 32  # the Ray round trip is paid per actor per step: enough physics to hide it
 
     def validate(self) -> None:
         if self.n_envs < 1:
