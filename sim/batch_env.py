@@ -207,7 +207,12 @@ class BatchCubeReorientEnv(VecEnv):
                 self._data_stale[i] = False
 
     def env(self, i: int) -> CubeReorientEnv:
-        """Env i with its ``data`` and task state current (for code that reads ``model``/``data``)."""
+        """Env i with its ``data`` and task state current (for code that reads ``model``/``data``).
+
+        For reading (a planner's rollouts from its state, ADR hooks, rendering): the batch holds the
+        state, so calling ``step``/``reset`` on this object directly is not seen by the batch; step
+        through the VecEnv. The object stays valid across steps; call ``env(i)`` again to refresh.
+        """
         self.sync([i])
         return self.envs[i]
 
