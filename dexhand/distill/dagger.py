@@ -136,7 +136,8 @@ class Dagger:
                 for i, env in enumerate(self.envs):
                     teacher_action = self.teachers[i].act()
                     student_action = self.student.act(obs[i]["policy"]) if beta < 1.0 else teacher_action
-                    writer.add(obs[i]["policy"], teacher_action, iteration)
+                    label = self.teachers[i].label if d.label == "weighted" else teacher_action
+                    writer.add(obs[i]["policy"], label, iteration)
                     action = teacher_action if self.rng.random() < beta else student_action
                     obs[i], _, terminated, truncated, info = env.step(action)
                     steps[i] += 1

@@ -49,6 +49,9 @@ class PlannerConfig:
     n_knots: int = 3  # spline knots over the horizon; noise is drawn on knots, interpolated linearly
     noise_std: float = 0.3  # x half of each actuator's control range
     temperature: float = 0.1  # MPPI: softmax temperature, as a fraction of the cost spread
+    # Distillation labels: the cost-weighted mean of the last iteration's plans at this temperature
+    # (a fraction of the cost spread): a lower-variance target than the single best sample.
+    label_temperature: float = 0.3
     elite_fraction: float = 0.1  # CEM: share of rollouts that refit the sampling distribution
     n_threads: int = 0  # rollout threads; 0: every core
     # The rollout model may be coarser than the env's: plan_timestep_scale x the timestep with
@@ -78,8 +81,9 @@ class PlannerConfig:
             raise ConfigError(f"n_knots: must be in [2, horizon + 1 = {self.horizon + 1}], got {self.n_knots}")
         if self.noise_std <= 0:
             raise ConfigError(f"noise_std: must be > 0, got {self.noise_std}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature: must be > 0, got {self.temperature}")
+        if self.temperature <= 0 or self.label_temperature <= 0:
+            raise ConfigError(f"temperature and label_temperature: must be > 0, got {self.temperature}, "
+                              f"{self.label_temperature}")
         if not 0 < self.elite_fraction <= 0.5:
             raise ConfigError(f"elite_fraction: must be in (0, 0.5], got {self.elite_fraction}")
         if self.n_threads < 0:

@@ -26,6 +26,7 @@ class MpcController:
         self.env = None
         self.seconds: list[float] = []  # planning time of every control step
         self.last_plan: np.ndarray | None = None  # (horizon, nu) targets chosen at the last step
+        self.label: np.ndarray | None = None  # the cost-weighted action at the last step (distillation)
         if env is not None:
             self.bind_env(env)
 
@@ -50,8 +51,12 @@ class MpcController:
                                  noise_scale=self._noise_scale(ctx.goal, env.cube_quat))
         self.seconds.append(self.planner.last_stats.seconds)
         self.last_plan = plan
+        self.label = self._relative(self.planner.label_plan[0], target)
         self.planner.shift()
-        return np.clip((plan[0] - target) / env.action_step, -1.0, 1.0).astype(np.float32)
+        return self._relative(plan[0], target)
+
+    def _relative(self, first_target: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.clip((first_target - target) / self.env.action_step, -1.0, 1.0).astype(np.float32)
 
     def _noise_scale(self, goal: np.ndarray, cube_quat: np.ndarray) -> float:
         """Wider search after ``stall_steps`` without ``stall_tolerance`` rad of progress on this goal."""

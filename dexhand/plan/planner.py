@@ -48,6 +48,7 @@ class SamplingPlanner:
         self.nominal: np.ndarray | None = None  # (horizon, nu)
         self.sigma: np.ndarray | None = None  # CEM's per-knot std, (n_knots, nu)
         self.last_stats: PlanStats | None = None
+        self.label_plan: np.ndarray | None = None  # cost-weighted mean plan (distillation label)
         knots = np.linspace(0.0, cfg.horizon - 1, cfg.n_knots)
         # Linear interpolation weights from knots to steps: (horizon, n_knots).
         self._interp = np.stack([np.interp(np.arange(cfg.horizon), knots, np.eye(cfg.n_knots)[k])
@@ -130,6 +131,7 @@ class SamplingPlanner:
             std = self.sigma if cfg.method == "cem" else base_std
             plans = self._candidates(start_target, std)
             costs = total_cost(cfg.cost, ctx, self._trajectory(self._rollout(data, plans), plans, start_target))
+            self.label_plan = self._weighted(plans, costs, cfg.label_temperature)
             i = int(np.argmin(costs))
             if costs[i] < best_cost:
                 best_cost, best_plan = float(costs[i]), plans[i]
@@ -141,14 +143,19 @@ class SamplingPlanner:
         chosen = self.nominal if cfg.method != "sampling" else best_plan
         return self._feasible(chosen[None], start_target)[0]
 
+    @staticmethod
+    def _weighted(plans: np.ndarray, costs: np.ndarray, temperature: float) -> np.ndarray:
+        """Softmax-weighted mean of the plans; ``temperature`` is a fraction of the costs' spread."""
+        spread = max(float(np.std(costs)), 1e-9)
+        w = np.exp(-(costs - costs.min()) / (temperature * spread))
+        return np.einsum("n,nhu->hu", w / w.sum(), plans)
+
     def _update(self, plans: np.ndarray, costs: np.ndarray) -> np.ndarray:
         cfg = self.cfg
         if cfg.method == "sampling":
             return plans[int(np.argmin(costs))]
         if cfg.method == "mppi":
-            spread = max(float(np.std(costs)), 1e-9)
-            w = np.exp(-(costs - costs.min()) / (cfg.temperature * spread))
-            return np.einsum("n,nhu->hu", w / w.sum(), plans)
+            return self._weighted(plans, costs, cfg.temperature)
         # CEM: refit mean and knot std to the elites (std floored so the search never collapses).
         n_elite = max(2, int(round(cfg.elite_fraction * len(costs))))
         elites = plans[np.argsort(costs)[:n_elite]]

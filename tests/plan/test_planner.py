@@ -116,3 +116,18 @@ def test_a_stalled_goal_widens_the_search(nominal_env):
     assert scales == [1.0, 1.0, 1.0, 2.0, 2.0]
     assert ctl._noise_scale(goal, goal) == 1.0  # progress (here: at the goal) resets it
     ctl.close()
+
+
+def test_distillation_label_is_the_cost_weighted_action(nominal_env):
+    sharp = MpcController(apply_overrides(PlannerConfig(), [*SMALL, "label_temperature=1e-6"]), env=nominal_env)
+    nominal_env.reset(seed=1)
+    sharp.reset()
+    action = sharp.act()
+    assert np.allclose(sharp.label, action, atol=1e-5)  # a cold softmax picks the best plan, the one sent
+    sharp.close()
+    soft = MpcController(apply_overrides(PlannerConfig(), [*SMALL, "label_temperature=100"]), env=nominal_env)
+    nominal_env.reset(seed=1)
+    soft.reset()
+    action = soft.act()
+    assert np.all(np.abs(soft.label) <= 1.0) and np.abs(soft.label).mean() < np.abs(action).mean()  # averaged
+    soft.close()
