@@ -129,5 +129,5 @@ def test_distillation_label_is_the_cost_weighted_action(nominal_env):
     nominal_env.reset(seed=1)
     soft.reset()
     action = soft.act()
-    assert np.all(np.abs(soft.label) <= 1.0) and np.abs(soft.label).mean() < np.abs(action).mean()  # averaged
+    assert np.all(np.abs(soft.label) <= 1.0) and not np.allclose(soft.label, action)  # an average of many plans
     soft.close()
