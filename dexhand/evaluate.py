@@ -120,6 +120,10 @@ def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_st
     for ep in tqdm(range(episodes), desc="eval episodes", disable=not progress):
         # Held-out seeds: training seeds env resets from small integers; evaluation starts at 10**6.
         results.append(run_episode(env, policy, 10**6 + seed + ep, max_steps))
+        if not progress:  # logs get one line per episode instead of a bar
+            r = results[-1]
+            print(f"[eval] episode {ep + 1}/{episodes}: {r.consecutive_successes} consecutive successes in "
+                  f"{r.steps} steps{', dropped' if r.dropped else ''}", flush=True)
     env.close()
     return summarize(results, env.cfg.task.goal_mode, env.cfg.randomization.enabled, time.perf_counter() - start)
 
