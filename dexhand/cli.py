@@ -182,8 +182,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for spec in args.entry:
         name, sep, what = spec.partition("=")
         if not sep or not name or not what:
-            raise ValueError(f"--entry {spec!r}: use NAME=WHAT (WHAT: hold, random, mpc, mpc:<planner>, or a model)")
+            raise ValueError(f"--entry {spec!r}: use NAME=WHAT (WHAT: hold, random, mpc, mpc:<planner>, "
+                             "report:<eval json>, or a model)")
         kind, _, planner = what.partition(":")
+        if kind == "report":  # a saved `dexhand eval --json` of the same episodes (checked in compare)
+            entries.append((name, Path(planner)))
+            continue
         if kind == "mpc":
             entry_args = argparse.Namespace(controller="mpc", planner=planner or args.planner, plan=args.plan,
                                             seed=args.seed)
@@ -402,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="several controllers on the same held-out episodes: one table, one plot",
                        description="Evaluate each --entry NAME=WHAT on the same episodes (seeds, goals, "
                                    "randomization) and print one table and one box plot. WHAT: hold, random, mpc, "
-                                   "mpc:<planner config>, an .onnx, or a training run/checkpoint.")
+                                   "mpc:<planner config>, an .onnx, a training run/checkpoint, or report:<JSON "
+                                   "of dexhand eval> to reuse an evaluation of the very same episodes.")
     p.add_argument("--entry", action="append", required=True, metavar="NAME=WHAT", help="repeatable")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)

@@ -19,11 +19,32 @@ from dexhand.report import format_table, write_json
 COLUMNS = ("median", "mean", "p25", "p75", "max", "drop_rate", "act_ms_mean")
 
 
+def reuse(report: EvalReport, path: Path, episodes: int, seed: int, max_steps: int, goal_mode: str,
+          randomization: bool) -> EvalReport:
+    """A saved evaluation stands in for a run only if it ran the very same episodes."""
+    want = {"episodes": episodes, "seed": seed, "max_steps": max_steps, "goal_mode": goal_mode,
+            "randomization": randomization}
+    wrong = {k: (getattr(report, k), v) for k, v in want.items() if getattr(report, k) != v}
+    if wrong:
+        raise ValueError(f"{path} ran other episodes than this comparison: " +
+                         ", ".join(f"{k} {have} (want {need})" for k, (have, need) in wrong.items()))
+    return report
+
+
 def compare(entries: list[tuple[str, Any]], episodes: int, seed: int, overrides: list[str], max_steps: int,
             progress: bool = True) -> dict[str, EvalReport]:
+    """Evaluate each controller; an entry given as a saved report (``report:PATH``) is checked and reused."""
+    from sim.config import EnvConfig
+    from sim.configio import apply_overrides
+
+    env_cfg = apply_overrides(EnvConfig(), overrides)
     reports = {}
     for name, controller in entries:
-        reports[name] = evaluate(controller, episodes, seed, overrides, max_steps=max_steps, progress=progress)
+        if isinstance(controller, Path):
+            reports[name] = reuse(EvalReport.load(controller), controller, episodes, seed, max_steps,
+                                  env_cfg.task.goal_mode, env_cfg.randomization.enabled)
+        else:
+            reports[name] = evaluate(controller, episodes, seed, overrides, max_steps=max_steps, progress=progress)
         print(f"[compare] {name}: median {reports[name].median:g}, mean {reports[name].mean:.2f}", flush=True)
     return reports
 

@@ -84,6 +84,19 @@ class EvalReport:
     wall_seconds: float
     act_ms_mean: float  # the controller's compute per control step (planning, for the MPC)
     act_ms_p99: float
+    seed: int | None = None  # episode k ran on env seed 10**6 + seed + k
+    max_steps: int | None = None  # episodes were truncated here
+
+    @classmethod
+    def load(cls, path: Path) -> EvalReport:
+        """A report written by ``dexhand eval --json`` (to reuse an expensive evaluation)."""
+        import json
+
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"{path}: not an eval report ({exc})") from None
 
 
 def summarize(results: list[EpisodeResult], goal_mode: str, randomization: bool, wall: float) -> EvalReport:
@@ -125,7 +138,9 @@ def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_st
             print(f"[eval] episode {ep + 1}/{episodes}: {r.consecutive_successes} consecutive successes in "
                   f"{r.steps} steps{', dropped' if r.dropped else ''}", flush=True)
     env.close()
-    return summarize(results, env.cfg.task.goal_mode, env.cfg.randomization.enabled, time.perf_counter() - start)
+    report = summarize(results, env.cfg.task.goal_mode, env.cfg.randomization.enabled, time.perf_counter() - start)
+    report.seed, report.max_steps = seed, max_steps
+    return report
 
 
 def print_report(report: EvalReport, name: str) -> None:

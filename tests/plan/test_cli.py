@@ -43,3 +43,17 @@ def test_compare_runs_every_entry_on_the_same_episodes(tmp_path, capsys):
     assert rows[0]["act_ms_mean"] < rows[1]["act_ms_mean"]  # planning costs time, holding does not
     assert main(["compare", "--entry", "nameless", "--episodes", "1"]) == 2
     assert "NAME=WHAT" in capsys.readouterr().err
+
+
+def test_compare_reuses_a_saved_evaluation_of_the_same_episodes_only(tmp_path, capsys):
+    saved = tmp_path / "hold.json"
+    assert main(["eval", "--controller", "hold", "--episodes", "2", "--max-steps", "4", "--goals", "z",
+                 "--json", str(saved), "--plot", str(tmp_path / "h.png"), "--no-progress"]) == 0
+    out = tmp_path / "c.json"
+    args = ["compare", "--entry", f"saved=report:{saved}", "--entry", "hold=hold", "--episodes", "2",
+            "--max-steps", "4", "--json", str(out), "--plot", str(tmp_path / "c.png"), "--no-progress"]
+    assert main(args) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["median"] == rows[1]["median"] and rows[0]["mean"] == rows[1]["mean"]
+    assert main([*args[:-1], "--seed", "3", "--no-progress"]) == 2
+    assert "ran other episodes" in capsys.readouterr().err
