@@ -63,7 +63,7 @@ def run_demo(policy: Policy, policy_name: str, video_path: Path, episodes: int, 
              overrides: list[str], vision: bool = False) -> list[EpisodeResult]:
     from sim.env import CubeReorientEnv
 
-    env = CubeReorientEnv(overrides=overrides, render_mode="rgb_array")
+    env = CubeReorientEnv(overrides=[*overrides, *getattr(policy, "env_requirements", [])], render_mode="rgb_array")
     bind_to_env(policy, env)
     if vision:
         from dexhand.vision_loop import VisionPosePolicy

@@ -26,6 +26,8 @@ class CheckpointPolicy:
         self.model, self.mean, self.var, self.clip, self.eps, self.cfg = load_checkpoint(path)
         self.recurrent = hasattr(self.model.policy, "lstm_actor")
         self.goal_mode = self.cfg.env.task.goal_mode  # what it was trained for (an export's metadata says the same)
+        # The observation layout it reads is not a choice: the env must build the same one.
+        self.env_requirements = [f"task.include_joint_angles={str(self.cfg.env.task.include_joint_angles).lower()}"]
         self.reset()
 
     def reset(self) -> None:
@@ -53,6 +55,8 @@ class OnnxObservationPolicy:
 
         self.runtime = OnnxPolicy.load(path)
         self.goal_mode = self.runtime.meta.get("goal_mode")
+        joints = "joint_pos" in self.runtime.layout
+        self.env_requirements = [f"task.include_joint_angles={str(joints).lower()}"]
 
     def reset(self) -> None:
         self.runtime.reset()
@@ -122,7 +126,7 @@ def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_st
         raise ValueError(f"episodes: need at least 1 episode to evaluate, got {episodes}")
     if max_steps < 1:
         raise ValueError(f"max steps: need at least 1 control step per episode, got {max_steps}")
-    env = CubeReorientEnv(overrides=overrides)
+    env = CubeReorientEnv(overrides=[*overrides, *getattr(policy, "env_requirements", [])])
     bind_to_env(policy, env)
     if vision:  # the cube pose comes from the pose estimator on rendered images
         from dexhand.vision_loop import VisionPosePolicy
