@@ -226,7 +226,17 @@ def cmd_select(args: argparse.Namespace) -> int:
     best = max(rows, key=lambda r: (r["median"], r["mean"]))
     print(format_table(rows, title=f"dexhand select: {args.episodes} selection episodes (seed {args.seed}; report "
                                    "figures on other seeds)"))
-    out = export(Path(best["candidate"]), args.out)
+    chosen = Path(best["candidate"])
+    if chosen.suffix == ".onnx":  # an exported policy wins: ship it as it is, with its sidecar
+        import shutil
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if chosen.resolve() != args.out.resolve():
+            shutil.copyfile(chosen, args.out)
+            shutil.copyfile(chosen.with_suffix(".json"), args.out.with_suffix(".json"))
+        out = args.out
+    else:
+        out = export(chosen, args.out)
     write_json(args.json, {"rows": rows, "selected": best["candidate"], "out": str(out)})
     print(f"selected {best['candidate']} -> {out}")
     return 0
@@ -427,11 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="output .onnx path (the metadata goes next to it as .json)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("select", help="export the candidate checkpoint with the best median on selection seeds",
-                       description="Evaluate each candidate (training runs or checkpoints) on --episodes selection "
-                                   "episodes and export the best median (ties: mean) to OUT as ONNX + metadata. "
-                                   "Use seeds apart from the ones you report on.")
-    p.add_argument("candidates", nargs="+", type=Path, help="training run or checkpoint folders")
+    p = sub.add_parser("select", help="ship the candidate policy with the best median on selection seeds",
+                       description="Evaluate each candidate (training runs, checkpoints or exported .onnx) on "
+                                   "--episodes selection episodes and write the best median (ties: mean) to OUT as "
+                                   "ONNX + metadata (exported, or copied if it is one). Use seeds apart from the "
+                                   "ones you report on.")
+    p.add_argument("candidates", nargs="+", type=Path, help="training run or checkpoint folders, or .onnx files")
     p.add_argument("--out", type=Path, required=True, help="output .onnx path")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=5000, help="selection seeds (held apart from report seeds)")
