@@ -8,7 +8,6 @@ Targets (issue 4, 2-core machine): p99 < 30 ms and 0 missed cycles over 5 minute
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,19 +25,10 @@ def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0) -
     """Run the simulated rig; ``policy`` defaults to the shipped ONNX policy (else 'random')."""
     if policy is None:
         policy = str(SHIPPED_POLICY) if SHIPPED_POLICY.is_file() else "random"
-    from dexhand.ros.launcher import RosMaster, check_workspace, roslaunch, stop_process, wait_for_nodes
+    from dexhand.ros.launcher import sim_demo
 
-    check_workspace()
-    home = Path(tempfile.mkdtemp(prefix="dexhand-bench-ros-"))
-    master = RosMaster(home)
-    master.apply_env()
-    launch = roslaunch(master.env, "sim_demo.launch", [f"policy:={policy}"], log=home / "roslaunch.log")
-    try:
-        wait_for_nodes(master.uri, NODES, timeout=90, launch=launch)
+    with sim_demo(policy, NODES, prefix="dexhand-bench-ros-") as (_, home):
         return _measure(seconds, warmup, policy, home)
-    finally:
-        stop_process(launch)
-        master.stop()
 
 
 def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -149,21 +148,12 @@ def run(seconds: float = 3.0, policy: str | None = None) -> dict[str, Any]:
     """Run every fault on sim_demo.launch; ``policy`` defaults to the shipped ONNX policy (else 'random')."""
     if policy is None:
         policy = str(SHIPPED_POLICY) if SHIPPED_POLICY.is_file() else "random"
-    from dexhand.ros.launcher import RosMaster, check_workspace, roslaunch, stop_process, wait_for_nodes
+    from dexhand.ros.launcher import sim_demo
 
-    check_workspace()
-    home = Path(tempfile.mkdtemp(prefix="dexhand-bench-ros-faults-"))
-    master = RosMaster(home)
-    master.apply_env()
-    launch = roslaunch(master.env, "sim_demo.launch", [f"policy:={policy}"], log=home / "roslaunch.log")
-    try:
-        wait_for_nodes(master.uri, NODES, timeout=90, launch=launch)
+    with sim_demo(policy, NODES, prefix="dexhand-bench-ros-faults-") as (master, home):
         rows = _faults(max(1.0, float(seconds)), master.env, home)
         return {"policy": policy, "seconds_per_fault": seconds, "faults": rows, "logs": str(home),
                 "speed_limit_max": _speed_limit_max()}
-    finally:
-        stop_process(launch)
-        master.stop()
 
 
 def _speed_limit_max() -> float:

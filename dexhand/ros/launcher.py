@@ -8,13 +8,15 @@ each node actually registered.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,3 +137,19 @@ def wait_for_nodes(master_uri: str, nodes: Iterable[str], timeout: float, launch
         time.sleep(0.2)
     if pending:
         raise RuntimeError(f"ROS nodes not up after {timeout:.0f} s: {', '.join(sorted(pending))}")
+
+
+@contextlib.contextmanager
+def sim_demo(policy: str, nodes: Iterable[str], prefix: str = "dexhand-rig-") -> Iterator[tuple[RosMaster, Path]]:
+    """A private master and ``sim_demo.launch`` with ``policy``, up once ``nodes`` run; torn down after."""
+    check_workspace()
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    master = RosMaster(home)
+    master.apply_env()
+    launch = roslaunch(master.env, "sim_demo.launch", [f"policy:={policy}"], log=home / "roslaunch.log")
+    try:
+        wait_for_nodes(master.uri, nodes, timeout=90, launch=launch)
+        yield master, home
+    finally:
+        stop_process(launch)
+        master.stop()
