@@ -128,7 +128,7 @@ class SamplingPlanner:
         best_cost = np.inf
         best_plan = self.nominal
         for _ in range(cfg.iterations):
-            std = self.sigma if cfg.method == "cem" else base_std
+            std = noise_scale * self.sigma if cfg.method == "cem" else base_std
             plans = self._candidates(start_target, std)
             costs = total_cost(cfg.cost, ctx, self._trajectory(self._rollout(data, plans), plans, start_target))
             self.label_plan = self._weighted(plans, costs, cfg.label_temperature)
