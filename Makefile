@@ -1,6 +1,6 @@
 # dexhand: two commands do all set-up on a fresh Debian 12 machine:
 #   make demo   set up if needed, then run the cube-reorientation demo (headless, writes videos): the
-#               shipped student, then the sampling-MPC planner
+#               shipped policy, then the sampling-MPC planner
 #   make test   set up if needed, then run the test suite
 # Set-up is idempotent: stamps make a second run fast.
 
