@@ -22,7 +22,8 @@ class DaggerConfig:
     shard_size: int = 500  # samples per shard file
     n_envs: int = 2  # envs stepped in turn (one teacher each, so warm starts stay per env)
     # The label: "weighted", the planner's cost-weighted mean action (smoother, learnable: lag-1
-    # autocorrelation 0.58 vs 0.33 for the single best sample), or "executed", the best sample's.
+    # autocorrelation 0.58 vs 0.33 for the single best sample over 60 steps of one z-goal episode),
+    # or "executed", the best sample's.
     label: Literal["weighted", "executed"] = "weighted"
 
     def validate(self) -> None:

@@ -137,11 +137,10 @@ class SamplingPlanner:
                 best_cost, best_plan = float(costs[i]), plans[i]
             self.nominal = self._update(plans, costs)
         if cfg.method == "sampling":
-            self.nominal = best_plan
+            self.nominal = best_plan  # the best over all iterations, not just the last one's
         self.last_stats = PlanStats(time.perf_counter() - t0, cfg.n_samples * cfg.iterations,
                                     cfg.n_samples * cfg.iterations * cfg.horizon * self.substeps, best_cost)
-        chosen = self.nominal if cfg.method != "sampling" else best_plan
-        return self._feasible(chosen[None], start_target)[0]
+        return self._feasible(self.nominal[None], start_target)[0]
 
     @staticmethod
     def _weighted(plans: np.ndarray, costs: np.ndarray, temperature: float) -> np.ndarray:

@@ -14,6 +14,23 @@ TINY = [
 ]
 
 
+def recorded_observations(n: int, overrides: tuple[str, ...] = (), seed: int = 4) -> list[dict]:
+    """Observations along ``n`` steps of small random actions on the nominal simulator."""
+    import numpy as np
+
+    from sim.env import CubeReorientEnv
+
+    env = CubeReorientEnv(overrides=["randomization.enabled=false", *overrides])
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(0)
+    out = [obs]
+    for _ in range(n - 1):
+        obs, *_ = env.step(rng.uniform(-0.5, 0.5, 20).astype(np.float32))
+        out.append(obs)
+    env.close()
+    return out
+
+
 def tiny_config(*overrides: str) -> TrainConfig:
     return apply_overrides(TrainConfig(), [*TINY, *overrides])
 

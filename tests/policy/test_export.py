@@ -14,22 +14,12 @@ from dexhand.evaluate import CheckpointPolicy
 from dexhand.export import export, kinematic_chain
 from sim.env import HAND_ORIGIN, CubeReorientEnv
 
+from .conftest import recorded_observations
+
 
 @pytest.fixture(scope="module")
 def exported(lstm_run, tmp_path_factory):
     return export(lstm_run, tmp_path_factory.mktemp("onnx") / "policy.onnx")
-
-
-def recorded_observations(n: int = 30):
-    env = CubeReorientEnv(overrides=["randomization.enabled=false"])
-    obs, _ = env.reset(seed=4)
-    rng = np.random.default_rng(0)
-    out = [obs]
-    for _ in range(n - 1):
-        obs, *_ = env.step(rng.uniform(-0.5, 0.5, 20).astype(np.float32))
-        out.append(obs)
-    env.close()
-    return out
 
 
 def test_onnx_matches_torch_over_a_sequence_with_lstm_state(lstm_run, exported):
@@ -39,7 +29,7 @@ def test_onnx_matches_torch_over_a_sequence_with_lstm_state(lstm_run, exported):
     torch_policy.reset()
     onnx_policy.reset()
     diffs = []
-    for obs in recorded_observations():
+    for obs in recorded_observations(30):
         a = torch_policy.act(obs)
         b = onnx_policy.act_observation(obs["policy"])
         diffs.append(np.abs(a - b).max())

@@ -14,7 +14,9 @@ from dexhand.train.finetune import FinetunePPO, is_actor
 from dexhand.train.trainer import Trainer
 from sim.configio import ConfigError
 
-from .conftest import tiny_config
+from .conftest import recorded_observations, tiny_config
+
+Z_OBS = ("task.goal_mode=z",)
 
 FF = ("net.recurrent=false",)
 
@@ -37,19 +39,6 @@ def critic_params(model) -> dict[str, th.Tensor]:
     return {k: v.detach().clone() for k, v in model.policy.state_dict().items() if not is_actor(k)}
 
 
-def observations(n: int = 20):
-    from sim.env import CubeReorientEnv
-
-    env = CubeReorientEnv(overrides=["randomization.enabled=false", "task.goal_mode=z"])
-    obs, _ = env.reset(seed=7)
-    out, rng = [obs], np.random.default_rng(0)
-    for _ in range(n - 1):
-        obs, *_ = env.step(rng.uniform(-0.5, 0.5, 20).astype(np.float32))
-        out.append(obs)
-    env.close()
-    return out
-
-
 def test_init_from_starts_with_the_students_actor_outputs(student, tmp_path):
     trainer = Trainer(tiny_config(*FF, f"init_from={student}", "seed=11"), tmp_path / "ft", progress=False)
     assert not trainer.resumed and trainer.model.num_timesteps == 0
@@ -57,12 +46,12 @@ def test_init_from_starts_with_the_students_actor_outputs(student, tmp_path):
     trainer.close()
     before, after = CheckpointPolicy(student), CheckpointPolicy(tmp_path / "ft")
     np.testing.assert_array_equal(after.mean, before.mean)  # the observation statistics came along
-    diffs = [np.abs(before.act(o) - after.act(o)).max() for o in observations()]
+    diffs = [np.abs(before.act(o) - after.act(o)).max() for o in recorded_observations(20, Z_OBS, seed=7)]
     assert max(diffs) == 0.0
     fresh = Trainer(tiny_config(*FF, "seed=11"), tmp_path / "fresh", progress=False)  # without init_from: differs
     fresh.save()
     fresh.close()
-    assert max(np.abs(before.act(o) - CheckpointPolicy(tmp_path / "fresh").act(o)).max() for o in observations()) > 0
+    assert max(np.abs(before.act(o) - CheckpointPolicy(tmp_path / "fresh").act(o)).max() for o in recorded_observations(20, Z_OBS, seed=7)) > 0
 
 
 def test_critic_warmup_trains_the_value_function_only(student, tmp_path):

@@ -269,6 +269,16 @@ def test_refuses_loaded_but_stopped_position_controllers(rig, ros_master, test_n
     assert "loaded but not running" in done.stderr and "sh_rh_ffj0_position_controller (stopped)" in done.stderr
 
 
+def stop_switching_rig(driver, log, cm) -> None:
+    """Stop the driver (it restores the controllers on the way out), close its log, drop the stand-in."""
+    from dexhand.ros.launcher import stop_process
+
+    stop_process(driver)
+    log.close()
+    for service in cm.services:
+        service.shutdown("test done")
+
+
 def start_switching_driver(ros_master, name: str, namespace: str, log_path):
     from dexhand.ros.launcher import node_command
 
@@ -285,7 +295,6 @@ def test_switches_controllers_and_restores_them(rig, ros_master, test_node, tmp_
     from dexhand_msgs.msg import DriverStatus
 
     from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
-    from dexhand.ros.launcher import stop_process
 
     cm = ControllerManagerStandIn(test_node, "rh", "trajectory", "/cm_switch")
     statuses = []
@@ -303,10 +312,7 @@ def test_switches_controllers_and_restores_them(rig, ros_master, test_node, tmp_
         assert len(cm.calls[0][0]) == 20
     finally:
         sub.unregister()
-        stop_process(driver)
-        log.close()
-        for service in cm.services:
-            service.shutdown("test done")
+        stop_switching_rig(driver, log, cm)
     text = (tmp_path / "driver_switch.log").read_text()
     assert cm.switches == 2, text[-2000:]
     assert cm.states["rh_trajectory_controller"] == "running"
@@ -323,7 +329,6 @@ def test_a_stop_while_switching_still_restores_the_controllers(rig, ros_master, 
     import signal
 
     from dexhand.ros.controller_manager_stand_in import ControllerManagerStandIn
-    from dexhand.ros.launcher import stop_process
 
     class StopOnSwitch(ControllerManagerStandIn):
         driver = None
@@ -341,10 +346,7 @@ def test_a_stop_while_switching_still_restores_the_controllers(rig, ros_master, 
     try:
         driver.wait(timeout=40)
     finally:
-        stop_process(driver)
-        log.close()
-        for service in cm.services:
-            service.shutdown("test done")
+        stop_switching_rig(driver, log, cm)
     text = (tmp_path / "driver_stop_switch.log").read_text()
     assert cm.switches == 2, text[-2000:]
     assert cm.states["rh_trajectory_controller"] == "running" and cm.states["rh_wr_trajectory_controller"] == "running"
