@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ml_extras.common import Timer, base_parser, format_table, write_json
+from ml_extras.lfads.claims import lfads_claims, plot
 from ml_extras.lfads.train import run_joint_state_demo, run_synthetic
+from ml_extras.results import RESULTS_DIR, RunRecord, command_line, print_claims, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--joint-states-demo", action="store_true",
                         help="also run the JointState loader -> Gaussian LFADS path on synthetic hand records")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the machine is shared)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="full mode writes <dir>/lfads.json (claims) and lfads.png here")
     args = parser.parse_args(argv)
+    run = RunRecord()
     torch.set_num_threads(args.threads)
     with Timer() as timer:
         rows, info = run_synthetic(args.quick, args.seed, args.out, args.resume)
@@ -34,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
               f"reconstruction R^2 {demo['reconstruction_r2']:.3f}")
         payload["joint_state_demo"] = demo
     write_json(args.json, payload)
+    if not args.quick:
+        claims = lfads_claims(rows)
+        print_claims(claims)
+        png = plot(rows, args.results_dir / "lfads.png")
+        write_result("lfads", command_line("lfads", argv), rows, claims, run.finish(),
+                     {"data": info, "plot": png.name}, args.results_dir)
     return 0
 
 

@@ -202,3 +202,20 @@ def test_loader_rejects_bad_input():
         joint_states_to_lfads(good, window_bins=2, fields=("torque",))
     with pytest.raises(ValueError, match="bin size"):
         joint_states_to_lfads(good, bin_s=0.0, window_bins=2)
+
+
+# ---------------------------------------------------------------- claims
+
+def test_lfads_claim_holds_only_when_lfads_beats_both_baselines():
+    from ml_extras.lfads.claims import lfads_claims
+
+    def rows(lfads, smooth, fa):
+        return [{"method": "Gaussian smoothing (sd 2 bins)", "rate_r2_valid": smooth},
+                {"method": "smoothing + factor analysis (8)", "rate_r2_valid": fa},
+                {"method": "LFADS (10 steps)", "rate_r2_valid": lfads}]
+
+    (good,) = lfads_claims(rows(0.9, 0.7, 0.8))
+    assert good["holds"] is True and good["figures"] == {"lfads_r2": 0.9, "smoothing_r2": 0.7, "factor_analysis_r2": 0.8}
+    assert lfads_claims(rows(0.75, 0.7, 0.8))[0]["holds"] is False
+    with pytest.raises(KeyError):
+        lfads_claims(rows(0.9, 0.7, 0.8)[:2])
