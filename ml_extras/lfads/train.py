@@ -85,11 +85,12 @@ def run_synthetic(quick: bool, seed: int, out: Path, resume: bool = False) -> tu
         config = LFADSConfig(n_channels=data.spikes.shape[2], factor_size=n_factors, encoder_size=32,
                              controller_encoder_size=16, controller_size=16, generator_size=48)
     else:
-        config = LFADSConfig(n_channels=data.spikes.shape[2], factor_size=n_factors, encoder_size=128,
-                             controller_encoder_size=64, controller_size=64, generator_size=128)
+        # sized to finish in <= 30 minutes on 2 cores shared with other jobs (about 0.5-1 s a step there)
+        config = LFADSConfig(n_channels=data.spikes.shape[2], factor_size=n_factors, encoder_size=64,
+                             controller_encoder_size=32, controller_size=32, generator_size=64)
     model = LFADS(config)
-    steps = 250 if quick else 4000
-    train_config = TrainConfig(steps=steps, batch_size=32 if quick else 64, kl_warmup_steps=steps * 3 // 4 if quick else 1000,
+    steps = 250 if quick else 1500
+    train_config = TrainConfig(steps=steps, batch_size=32 if quick else 64, kl_warmup_steps=steps * 3 // 4 if quick else 500,
                                checkpoint=None if quick else out / "lfads_synthetic.pt", resume=resume)
     x_tr = torch.from_numpy(spikes_tr).float()
     history = train_lfads(model, x_tr, train_config)

@@ -130,3 +130,36 @@ def test_bad_input_is_rejected_with_clear_errors() -> None:
         cs_divergence(np.ones(3), x, positive, "sort", tol=0.0)
     with pytest.raises(RuntimeError, match="fit"):
         MELCClassifier().predict(x)
+
+
+# ---------------------------------------------------------------- claims
+
+def _toy_results(err_sort=5e-4, eval_speedup=3.0, fit_speedup=1.5):
+    acc = [{"dataset": "iris", "method": "melc-exact-lbfgs", "acc": 0.9, "max_obj_err": "", "tol": ""},
+           {"dataset": "iris", "method": "melc-sort-lbfgs", "acc": 0.9, "max_obj_err": err_sort, "tol": 1e-3},
+           {"dataset": "iris", "method": "melc-bin-lbfgs", "acc": 0.9, "max_obj_err": 1e-4, "tol": 1e-3}]
+    speed = [{"method": m, "n": 1000, "max_obj_err": 0.0 if m == "exact" else 2e-4,
+              "eval_cpu_ms": 10.0 / s, "eval_cpu_speedup": s, "fit_cpu_s": 1.0 / f, "fit_cpu_speedup": f}
+             for m, s, f in (("exact", 1.0, 1.0), ("sort", eval_speedup, fit_speedup), ("bin", 8.0, 2.0))]
+    return {"accuracy": acc, "speed": speed}
+
+
+def test_melc_claims_follow_the_figures(tmp_path):
+    from ml_extras.melc.claims import melc_claims, plot
+
+    bound, evals, fits = melc_claims(_toy_results())
+    assert bound["holds"] and evals["holds"] and fits["holds"]
+    assert bound["figures"]["max_error"] == 5e-4 and evals["figures"]["eval_cpu_speedup"]["sort"] == 3.0
+    assert not melc_claims(_toy_results(err_sort=2e-3))[0]["holds"]
+    assert not melc_claims(_toy_results(eval_speedup=0.9))[1]["holds"]
+    assert not melc_claims(_toy_results(fit_speedup=0.8))[2]["holds"]
+    assert plot(_toy_results(), tmp_path / "m.png").exists()
+
+
+def test_speed_rows_carry_cpu_time_speedups() -> None:
+    from ml_extras.melc.train import Settings, speed_at_n
+
+    rows = speed_at_n(Settings(("iris",), folds=2, restarts=0, max_iter=5, tol=1e-3, speed_n=300, speed_repeats=2), 0)
+    assert [r["method"] for r in rows] == ["exact", "sort", "bin"]
+    assert rows[0]["eval_cpu_speedup"] == 1.0 and rows[0]["fit_cpu_speedup"] == 1.0
+    assert all(r["eval_cpu_ms"] > 0 and r["fit_cpu_s"] > 0 for r in rows)
