@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ml_extras.common import MissingDataError, base_parser, format_table, seed_everything, write_json
 from ml_extras.odm.adapt import AdaptSettings, run_adaptation
+from ml_extras.odm.claims import odm_claims, plot
 from ml_extras.odm.data import load_digits
 from ml_extras.odm.divergence import markov_prior
 from ml_extras.odm.train import SequenceSettings, run_sequences
+from ml_extras.results import RESULTS_DIR, RunRecord, command_line, print_claims, write_result
 
 QUICK_SEQ = SequenceSettings(source="sklearn", steps=400, batch=512, restarts=1, labels_per_class=(1, 5))
 FULL_SEQ = SequenceSettings(source="mnist", steps=2000, batch=512, restarts=3, labels_per_class=(1, 5, 20))
@@ -27,7 +31,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--resume", action="store_true", help="continue training runs from checkpoints in --out")
     parser.add_argument("--skip-adapt", action="store_true", help="only the digit-sequence experiment")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1-2 on the shared machine)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="full mode writes <dir>/odm.json (claims) and odm.png here")
     args = parser.parse_args(argv)
+    run = RunRecord()
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     seq = QUICK_SEQ if args.quick else FULL_SEQ
@@ -53,6 +60,13 @@ def main(argv: list[str] | None = None) -> dict:
             print(format_table(results["adaptation"],
                                "one-shot adaptation, clean -> randomized cube renders (face-up class, 6 classes)"))
     write_json(args.json, results)
+    if not args.quick:
+        claims = odm_claims(results)
+        print_claims(claims)
+        png = plot(results, args.results_dir / "odm.png")
+        table = {k: results[k] for k in ("sequences", "adaptation") if k in results}
+        write_result("odm", command_line("odm", argv), table, claims, run.finish(),
+                     {k: v for k, v in results.items() if k not in table} | {"plot": png.name}, args.results_dir)
     return results
 
 

@@ -141,3 +141,26 @@ def test_marginal_odm_in_adaptation_moves_predictions_towards_the_prior() -> Non
     with torch.no_grad():
         mean_pred = torch.softmax(model(torch.from_numpy(images[6:])), 1).mean(0)
     assert float(marginal_odm_loss(mean_pred[None], torch.as_tensor(prior, dtype=torch.float32))) < 0.2
+
+
+# ---------------------------------------------------------------- claims
+
+def _toy_odm(odm=0.85, sup_all=0.9, odm5=0.8, sup5=0.7, odm_ft=0.5, ft=0.4, src=0.3):
+    seq = [{"arm": "supervised-all", "test_acc": sup_all}, {"arm": "odm", "test_acc": odm},
+           {"arm": "supervised-5/class", "test_acc": sup5}, {"arm": "odm+5/class", "test_acc": odm5}]
+    adapt = [{"arm": "source-only", "target_test_acc": src}, {"arm": "fine-tune on 6 shots", "target_test_acc": ft},
+             {"arm": "fine-tune 6 shots + ODM", "target_test_acc": odm_ft}]
+    return {"sequences": seq, "adaptation": adapt}
+
+
+def test_odm_claims_follow_the_figures(tmp_path):
+    from ml_extras.odm.claims import odm_claims, plot
+
+    approach, few, adapt = odm_claims(_toy_odm())
+    assert approach["holds"] and few["holds"] and adapt["holds"]
+    assert few["figures"]["k=5"] == {"odm_plus_labels_acc": 0.8, "supervised_acc": 0.7}
+    assert not odm_claims(_toy_odm(odm=0.5))[0]["holds"]
+    assert not odm_claims(_toy_odm(odm5=0.6))[1]["holds"]
+    assert not odm_claims(_toy_odm(odm_ft=0.35))[2]["holds"]
+    assert len(odm_claims({"sequences": _toy_odm()["sequences"]})) == 2  # adaptation not run
+    assert plot(_toy_odm(), tmp_path / "o.png").exists()
