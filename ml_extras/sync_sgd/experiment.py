@@ -60,6 +60,15 @@ def run_specs(config: ExperimentConfig) -> list[RunSpec]:
     return specs
 
 
+def modelled_step_seconds(delay: HeavyTailedDelay, workers: int, backup: int, steps: int) -> float:
+    """Mean step time the seeded delays alone imply: each step waits for the N-th fastest of the
+    N + b gradients. A count-based figure that other jobs on the machine cannot inflate."""
+    if workers < 1 or backup < 0 or steps < 1:
+        raise ValueError("modelled_step_seconds needs workers >= 1, backup >= 0, steps >= 1")
+    per_step = [sorted(delay(rank, step) for rank in range(workers + backup))[workers - 1] for step in range(steps)]
+    return float(np.mean(per_step))
+
+
 def run_one(spec: RunSpec, config: ExperimentConfig, pool: WorkerPool | None = None) -> dict[str, Any]:
     """Train one configuration (on ``pool``'s processes if given); return its row and curve."""
     x_train, y_train, x_test, y_test = load_digits_split(config.seed)
@@ -101,6 +110,8 @@ def run_one(spec: RunSpec, config: ExperimentConfig, pool: WorkerPool | None = N
         "train_s": result.total_seconds,
         "dropped_grads": result.discarded_late,
         "mean_staleness": float(np.mean(staleness)),
+        "model_step_ms": 1000 * modelled_step_seconds(delay, config.workers, spec.backup, config.steps)
+        if not is_async else "",
     }
     return {"row": row, "curve": curve, "spec": asdict(spec)}
 

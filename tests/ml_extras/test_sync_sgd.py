@@ -186,3 +186,41 @@ def test_plain_sync_matches_single_process_sgd_then_async_then_a_job_fails_clean
             assert torch.equal(got, want)
     assert not pool.processes
     _assert_no_children(second, pids)
+
+
+# ---------------------------------------------------------------- claims
+
+def test_modelled_step_time_waits_for_the_nth_fastest_gradient() -> None:
+    from ml_extras.sync_sgd.experiment import modelled_step_seconds
+    from ml_extras.sync_sgd.tasks import HeavyTailedDelay
+
+    flat = HeavyTailedDelay(base=0.01, scale=0.0)
+    assert modelled_step_seconds(flat, 4, 2, 5) == pytest.approx(0.01)
+    heavy = HeavyTailedDelay(base=0.01, scale=0.05, alpha=1.5, cap=1.0, seed=3)
+    times = [modelled_step_seconds(heavy, 4, b, 200) for b in (0, 1, 2)]
+    assert times[0] > times[1] > times[2] > 0.01
+    with pytest.raises(ValueError):
+        modelled_step_seconds(heavy, 0, 1, 10)
+
+
+def _toy_rows(async_acc=0.90, b2_acc=0.95, b2_ms=20.0, b2_model=18.0):
+    return [{"run": "sync b=0, no stragglers", "N": 4, "b": 0, "step_ms": 10.0, "p90_ms": 11.0, "model_step_ms": 10.0,
+             "acc@60": 0.95},
+            {"run": "sync b=0", "N": 4, "b": 0, "step_ms": 40.0, "p90_ms": 80.0, "model_step_ms": 30.0, "acc@60": 0.94},
+            {"run": "sync b=2", "N": 4, "b": 2, "step_ms": b2_ms, "p90_ms": 30.0, "model_step_ms": b2_model,
+             "acc@60": b2_acc},
+            {"run": "async (6 workers)", "N": 1, "b": 0, "step_ms": 3.0, "p90_ms": 5.0, "model_step_ms": "",
+             "acc@60": async_acc}]
+
+
+def test_sync_sgd_claims_follow_the_figures() -> None:
+    from ml_extras.sync_sgd.claims import sync_sgd_claims
+
+    step, acc = sync_sgd_claims(_toy_rows(), 60)
+    assert step["holds"] and acc["holds"]
+    assert step["figures"]["model_step_ms"] == {"b=0": 30.0, "b=2": 18.0}
+    assert not sync_sgd_claims(_toy_rows(b2_ms=45.0), 60)[0]["holds"]
+    assert not sync_sgd_claims(_toy_rows(b2_model=31.0), 60)[0]["holds"]
+    assert not sync_sgd_claims(_toy_rows(async_acc=0.96), 60)[1]["holds"]
+    with pytest.raises(ValueError):
+        sync_sgd_claims(_toy_rows()[2:], 60)
