@@ -22,6 +22,8 @@ class TrainConfig:
     lr: float = 2e-3
     clip: float = 1.0
     checkpoint_every: int = 500
+    # stop once the steps' summed CPU time reaches this (equal-compute comparisons); steps stays a cap
+    cpu_budget_s: float | None = None
 
 
 def _detach(state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,8 +42,10 @@ def train_lm(
     """Adam over consecutive BPTT windows of batchified rows (wrapping around) for `config.steps`.
 
     Returns the median wall and CPU time of a step (forward+backward+update; the first steps are
-    warm-up and dropped; CPU time is the steadier number on a shared machine)
-    and the training-loss curve. With `checkpoint`, saves state every `checkpoint_every` steps.
+    warm-up and dropped; CPU time is the steadier number on a shared machine), the training-loss
+    curve, the steps done and their summed CPU time. With `config.cpu_budget_s`, training stops once
+    the steps' CPU time reaches it (equal-compute comparisons, robust to other jobs on the cores).
+    With `checkpoint`, saves state every `checkpoint_every` steps and when training stops.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
@@ -57,7 +61,10 @@ def train_lm(
     model.train()
     state = None
     bar = tqdm(total=config.steps, initial=step, desc=desc, leave=False, mininterval=2.0)
-    while step < config.steps:
+    def budget_left() -> bool:
+        return config.cpu_budget_s is None or sum(cpu_times) < config.cpu_budget_s
+
+    while step < config.steps and budget_left():
         inputs, targets = windows[step % len(windows)]
         if step % len(windows) == 0:
             state = None
@@ -73,7 +80,8 @@ def train_lm(
         losses.append(loss.item())
         step += 1
         bar.update(1)
-        if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+        if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps
+                                       or not budget_left()):
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                         "losses": losses, "step_times": step_times, "cpu_times": cpu_times, "generator": generator.get_state(),
@@ -81,7 +89,8 @@ def train_lm(
     bar.close()
     warm = min(5, len(step_times) - 1)
     return {"step_time_s": float(torch.tensor(step_times[warm:]).median()),
-            "step_cpu_s": float(torch.tensor(cpu_times[warm:]).median()), "losses": losses}
+            "step_cpu_s": float(torch.tensor(cpu_times[warm:]).median()), "losses": losses,
+            "steps_done": step, "train_cpu_s": float(sum(cpu_times))}
 
 
 @torch.no_grad()

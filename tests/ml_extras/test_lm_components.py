@@ -189,3 +189,37 @@ def test_word_lm_rejects_unknown_kinds() -> None:
     with pytest.raises(ValueError, match="char_table"):
         WordLM(5, torch.ones(5) / 5, input_kind="charcnn")
     assert isinstance(WordLM(5, torch.ones(5) / 5).inputs, nn.Embedding)
+
+
+def test_cpu_budget_stops_training_once_spent() -> None:
+    torch.manual_seed(0)
+    vocab_size = 30
+    model = WordLM(vocab_size, torch.ones(vocab_size) / vocab_size, embed_dim=8, hidden_dim=16, proj_dim=8)
+    rows = _synthetic_rows(vocab_size)
+    result = train_lm(model, rows, TrainConfig(steps=10_000, bptt=10, cpu_budget_s=0.05))
+    assert 1 <= result["steps_done"] < 10_000
+    assert result["train_cpu_s"] >= 0.05 and len(result["losses"]) == result["steps_done"]
+    assert train_lm(model, rows, TrainConfig(steps=7, bptt=10))["steps_done"] == 7
+
+
+def _toy_lm_rows(sampled_ppl=105.0, cnn_ppl=108.0, cnn_params=3.0):
+    return [{"inputs": "embedding", "softmax": "full", "valid_ppl": 100.0, "params_M": 4.0, "train_cpu_s": 60.0,
+             "steps": 100},
+            {"inputs": "embedding", "softmax": "sampled", "valid_ppl": sampled_ppl, "params_M": 4.0,
+             "train_cpu_s": 60.1, "steps": 270},
+            {"inputs": "charcnn", "softmax": "full", "valid_ppl": cnn_ppl, "params_M": cnn_params, "train_cpu_s": 70.0,
+             "steps": 100},
+            {"inputs": "charcnn", "softmax": "sampled", "valid_ppl": 111.0, "params_M": cnn_params, "train_cpu_s": 70.2,
+             "steps": 250}]
+
+
+def test_lm_components_claims_follow_the_figures(tmp_path) -> None:
+    from ml_extras.lm_components.claims import lm_components_claims, plot
+
+    emb, cnn_sampled, cnn = lm_components_claims(_toy_lm_rows())
+    assert emb["holds"] and cnn_sampled["holds"] and cnn["holds"]
+    assert emb["figures"]["sampled_steps"] == 270
+    assert not lm_components_claims(_toy_lm_rows(sampled_ppl=115.0))[0]["holds"]
+    assert not lm_components_claims(_toy_lm_rows(cnn_params=4.5))[2]["holds"]
+    assert not lm_components_claims(_toy_lm_rows(cnn_ppl=120.0))[2]["holds"]
+    assert plot(_toy_lm_rows(), tmp_path / "l.png").exists()
