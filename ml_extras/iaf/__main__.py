@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 
 from ml_extras.common import MissingDataError, Timer, base_parser, format_table, write_json
+from ml_extras.iaf.claims import iaf_claims, plot
 from ml_extras.iaf.data import DATASETS
 from ml_extras.iaf.train import run_binary_images, run_cube, run_density
+from ml_extras.results import RESULTS_DIR, RunRecord, command_line, print_claims, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run just one of the three experiments")
     parser.add_argument("--resume", action="store_true", help="resume full-mode training from checkpoints in --out")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; the machine is shared)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="full mode writes <dir>/iaf.json (claims) and iaf.png here (needs the images experiment)")
     args = parser.parse_args(argv)
+    run = RunRecord()
     if args.iwae_k is not None and args.iwae_k < 100:
         parser.error("--iwae-k must be >= 100")
     torch.set_num_threads(args.threads)
@@ -57,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ncube experiment not run: {exc}", file=sys.stderr)
             results["cube"] = {"not_run": str(exc)}
     write_json(args.json, results)
+    if not args.quick and "images" in results:
+        claims = iaf_claims(results)
+        print_claims(claims)
+        png = plot(results, args.results_dir / "iaf.png")
+        table = {k: results[k] for k in ("images", "density", "cube") if k in results}
+        write_result("iaf", command_line("iaf", argv), table, claims, run.finish(), {"plot": png.name},
+                     args.results_dir)
     return 0
 
 

@@ -156,3 +156,29 @@ def test_log_weights_match_a_hand_computation_with_torch_distributions():
     torch.testing.assert_close(log_w.detach(), expected, rtol=1e-5, atol=1e-2)
     with pytest.raises(ValueError, match="gaussian_std"):
         build_image_vae(latent_dim=3, posterior="diag", channels=4, gaussian_std=0.0)
+
+
+# ---------------------------------------------------------------- claims
+
+def _toy_iaf(iaf_elbo=-90.0, iaf_ll=-85.0, iaf_gap=5.0, iaf_kl=0.1):
+    images = [{"experiment": "mnist (784 px)", "posterior": "diag", "train_elbo": -88.0, "test_elbo": -92.0,
+               "test_iwae_k1000": -86.0, "gap_nats": 6.0},
+              {"experiment": "mnist (784 px)", "posterior": "iaf", "train_elbo": -86.0, "test_elbo": iaf_elbo,
+               "test_iwae_k1000": iaf_ll, "gap_nats": iaf_gap}]
+    density = [{"experiment": "2-D ring", "posterior": "diag", "kl_nats": 0.5},
+               {"experiment": "2-D ring", "posterior": "iaf x4", "kl_nats": iaf_kl}]
+    return {"images": images, "density": density}
+
+
+def test_iaf_claims_follow_the_figures(tmp_path):
+    from ml_extras.iaf.claims import iaf_claims, plot
+
+    gap, elbo, ll, density = iaf_claims(_toy_iaf())
+    assert gap["holds"] and elbo["holds"] and ll["holds"] and density["holds"]
+    assert ll["figures"] == {"iaf_test_ll": -85.0, "diag_test_ll": -86.0}
+    assert not iaf_claims(_toy_iaf(iaf_gap=7.0))[0]["holds"]
+    assert not iaf_claims(_toy_iaf(iaf_elbo=-93.0))[1]["holds"]
+    assert not iaf_claims(_toy_iaf(iaf_ll=-86.5))[2]["holds"]
+    assert not iaf_claims(_toy_iaf(iaf_kl=0.6))[3]["holds"]
+    assert len(iaf_claims({"images": _toy_iaf()["images"]})) == 3
+    assert plot(_toy_iaf(), tmp_path / "i.png").exists()
