@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ml_extras.common import Timer, base_parser, format_table, seed_everything, write_json
+from ml_extras.results import RESULTS_DIR, RunRecord, command_line, print_claims, write_result
 from ml_extras.sentence_vae.analysis import homotopy, impute
+from ml_extras.sentence_vae.claims import plot, sentence_vae_claims
 from ml_extras.sentence_vae.data import load_ptb_sentences
 from ml_extras.sentence_vae.model import LSTMLanguageModel, SentenceVAE
 from ml_extras.sentence_vae.schedules import KLAnnealing
@@ -37,22 +40,25 @@ class Scale:
 QUICK = Scale(max_train=8000, max_valid=400, max_len=20, max_vocab=2000, embed_dim=64, hidden_dim=128,
               latent_dim=16, steps=250, batch_size=32, lr=2e-3)
 # Full mode: all of PTB's 10k vocabulary and sentences of <= 30 words, Bowman's 191-unit LSTMs and
-# 13-d latent; 1,000 steps per model is what fits 30 minutes on a 2-core CPU (about 0.4 s a step).
+# 13-d latent; 1,000 steps for each of the three models fits 30 minutes on 2 shared cores (about 0.4 s a step idle).
 FULL = Scale(max_train=None, max_valid=None, max_len=30, max_vocab=None, embed_dim=128, hidden_dim=191,
              latent_dim=13, steps=1000, batch_size=32, lr=1e-3)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__ or "", default_json="out/sentence_vae.json")
     parser.add_argument("--steps", type=int, default=None, help="training steps per model (overrides the mode)")
     parser.add_argument("--word-dropout", type=float, default=0.5, help="word dropout rate for the last VAE")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (keep 1-2 on a shared box)")
     parser.add_argument("--resume", action="store_true", help="resume each model from its checkpoint in --out")
-    return parser.parse_args()
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="full mode writes <dir>/sentence_vae.json (claims) and sentence_vae.png here")
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run = RunRecord()
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     scale = QUICK if args.quick else FULL
@@ -69,8 +75,9 @@ def main() -> None:
         ("vae_kl_anneal", anneal, 0.0),
         ("vae_kl_anneal_wdrop", anneal, args.word_dropout),
     ]
-    if args.quick:  # the time budget holds three models: keep the baseline, the collapse and the fix
-        runs = [run for run in runs if run[0] != "vae_kl_anneal"]
+    # the time budget (quick: 2 minutes; full: 30 minutes on shared cores) holds three models: keep
+    # the baseline, the collapse and the fix
+    runs = [run for run in runs if run[0] != "vae_kl_anneal"]
     rows, models, histories = [], {}, {}
     for name, annealing, dropout in runs:
         seed_everything(args.seed)
@@ -93,12 +100,15 @@ def main() -> None:
 
     best_vae: SentenceVAE = models["vae_kl_anneal_wdrop"]
     short = [s for s in data.valid if 6 <= len(s) <= 12]
-    path = homotopy(best_vae, short[0], short[1], vocab, n_points=5) if len(short) >= 2 else []
-    print("\nHomotopy (vae_kl_anneal_wdrop), greedy decodes of z = (1-t) mu(s1) + t mu(s2):")
-    if path:
-        print(f"  s1: {' '.join(vocab.decode(short[0]))}\n  s2: {' '.join(vocab.decode(short[1]))}")
-    for t, sentence in zip(torch.linspace(0, 1, len(path)).tolist(), path):
-        print(f"  t={t:.2f}: {sentence}")
+    pairs = [(short[2 * i], short[2 * i + 1]) for i in range(min(3, len(short) // 2))]
+    paths = [homotopy(best_vae, a, b, vocab, n_points=5, ban_unk=True) for a, b in pairs]
+    raw_paths = [homotopy(best_vae, a, b, vocab, n_points=5) for a, b in pairs]
+    print("\nHomotopies (vae_kl_anneal_wdrop), greedy decodes (<unk> never emitted) of z = (1-t) mu(s1) + t mu(s2):")
+    for (a, b), path in zip(pairs, paths):
+        print(f"  s1: {' '.join(vocab.decode(a))}\n  s2: {' '.join(vocab.decode(b))}")
+        for t, sentence in zip(torch.linspace(0, 1, len(path)).tolist(), path):
+            print(f"    t={t:.2f}: {sentence}")
+    path = paths[0] if paths else []
 
     impute_set = [s for s in data.valid if len(s) >= 5][: 100 if args.quick else 500]
     imputation, examples = impute(best_vae, models["lstm_lm"], impute_set, vocab)
@@ -107,9 +117,19 @@ def main() -> None:
     for ex in examples:
         print(f"  [{ex['observed']}] truth: {ex['truth']} | vae: {ex['vae']} | lm: {ex['lm']}")
 
-    write_json(args.json, {"mode": "quick" if args.quick else "full", "steps": steps, "vocab_size": len(vocab),
-                           "results": rows, "homotopy": path, "imputation": imputation,
-                           "imputation_examples": examples, "histories": histories})
+    payload = {"mode": "quick" if args.quick else "full", "steps": steps, "vocab_size": len(vocab),
+               "results": rows, "homotopy": path, "homotopies": paths, "homotopies_raw": raw_paths,
+               "homotopy_pairs": [[" ".join(vocab.decode(a)), " ".join(vocab.decode(b))] for a, b in pairs],
+               "imputation": imputation, "imputation_examples": examples, "histories": histories}
+    write_json(args.json, payload)
+    if not args.quick:
+        claims = sentence_vae_claims(payload)
+        print_claims(claims)
+        png = plot(histories, args.results_dir / "sentence_vae.png")
+        write_result("sentence_vae", command_line("sentence_vae", argv), rows, claims, run.finish(),
+                     {k: payload[k] for k in ("steps", "vocab_size", "homotopy_pairs", "homotopies", "homotopies_raw",
+                                              "imputation", "imputation_examples")}
+                     | {"scale": scale.__dict__, "plot": png.name}, args.results_dir)
 
 
 if __name__ == "__main__":

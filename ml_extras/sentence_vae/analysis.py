@@ -20,14 +20,17 @@ def encode_means(model: SentenceVAE, sentences: Sequence[Sequence[int]], vocab: 
 
 @torch.no_grad()
 def homotopy(
-    model: SentenceVAE, first: Sequence[int], second: Sequence[int], vocab: Vocabulary, n_points: int = 5
+    model: SentenceVAE, first: Sequence[int], second: Sequence[int], vocab: Vocabulary, n_points: int = 5,
+    ban_unk: bool = False,
 ) -> list[str]:
-    """Greedy decodes along the straight line between two sentences' posterior means."""
+    """Greedy decodes along the straight line between two sentences' posterior means (optionally
+    never emitting <unk>)."""
     model.eval()
     means = encode_means(model, [first, second], vocab)
     ts = torch.linspace(0.0, 1.0, n_points).unsqueeze(1)
     path = (1 - ts) * means[0] + ts * means[1]
-    decoded = model.greedy_decode(path, vocab.bos_id, vocab.eos_id, max_len=max(len(first), len(second)) + 10)
+    decoded = model.greedy_decode(path, vocab.bos_id, vocab.eos_id, max_len=max(len(first), len(second)) + 10,
+                                  banned=(vocab.unk_id,) if ban_unk else ())
     model.train()
     return [" ".join(vocab.decode(ids)) for ids in decoded]
 

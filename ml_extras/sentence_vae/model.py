@@ -111,12 +111,23 @@ class SentenceVAE(nn.Module):
 
     @torch.no_grad()
     def greedy_decode(
-        self, z: torch.Tensor, bos_id: int, eos_id: int, max_len: int = 30, prefix: torch.Tensor | None = None
+        self, z: torch.Tensor, bos_id: int, eos_id: int, max_len: int = 30, prefix: torch.Tensor | None = None,
+        banned: tuple[int, ...] = (),
     ) -> list[list[int]]:
-        """Most likely continuation token by token; `prefix` [B, P] (starting with <bos>) is forced first."""
+        """Most likely continuation token by token; `prefix` [B, P] (starting with <bos>) is forced first.
+
+        `banned` tokens are never emitted (e.g. <unk>, which a small PTB model often ranks first
+        because it stands for every rare word at once)."""
+
+        def pick(step_logits: torch.Tensor) -> torch.Tensor:
+            if banned:
+                step_logits = step_logits.clone()
+                step_logits[:, list(banned)] = float("-inf")
+            return step_logits.argmax(-1)
+
         start = prefix if prefix is not None else torch.full((z.size(0), 1), bos_id, dtype=torch.long)
         logits, state = self.decoder(start, self.initial_state(z))
-        next_token = logits[:, -1].argmax(-1)
+        next_token = pick(logits[:, -1])
         out = [[] for _ in range(z.size(0))]
         finished = torch.zeros(z.size(0), dtype=torch.bool)
         for _ in range(max_len):
@@ -127,5 +138,5 @@ class SentenceVAE(nn.Module):
             if bool(finished.all()):
                 break
             logits, state = self.decoder(next_token.unsqueeze(1), state)
-            next_token = logits[:, -1].argmax(-1)
+            next_token = pick(logits[:, -1])
         return out

@@ -175,3 +175,52 @@ def test_homotopy_and_imputation_run_end_to_end(tmp_path) -> None:
     assert summary["missing_words"] == sum(max(1, round(0.34 * len(s))) for s in data)
     assert 0.0 <= summary["vae_word_accuracy"] <= 1.0 and summary["vae_nll_per_word"] > 0
     assert len(examples) == 3
+
+
+def test_greedy_decode_never_emits_banned_tokens() -> None:
+    torch.manual_seed(0)
+    vocab, _ = _vocab_and_data()
+    vae = SentenceVAE(len(vocab), 8, 16, 4, vocab.pad_id)
+    with torch.no_grad():  # make <unk> the decoder's favourite word
+        vae.decoder.output.bias[vocab.unk_id] = 100.0
+    z = torch.zeros(2, 4)
+    assert all(t == vocab.unk_id for t in vae.greedy_decode(z, vocab.bos_id, vocab.eos_id, max_len=5)[0])
+    banned = vae.greedy_decode(z, vocab.bos_id, vocab.eos_id, max_len=5, banned=(vocab.unk_id,))
+    assert all(vocab.unk_id not in ids for ids in banned) and all(len(ids) >= 1 for ids in banned)
+
+
+# ---------------------------------------------------------------- claims
+
+def _toy_svae(kl=2.0, plain_kl=0.01, vae_ppl=105.0, path=None, vae_imp=5.0):
+    rows = [{"model": "lstm_lm", "valid_nll": 100.0, "valid_ppl": 100.0, "valid_kl": 0.0},
+            {"model": "vae_plain_elbo", "valid_nll": 100.5, "valid_ppl": 101.0, "valid_kl": plain_kl},
+            {"model": "vae_kl_anneal_wdrop", "valid_nll": 101.0, "valid_ppl": vae_ppl, "valid_kl": kl}]
+    path = path or ["the cat sat on the mat", "the cat sat in the park", "a dog sat in the park",
+                    "a dog ran in the park", "a dog ran in the park"]
+    return {"results": rows, "homotopies": [path], "homotopies_raw": [path],
+            "imputation": {"vae_nll_per_word": vae_imp, "lm_nll_per_word": 6.0, "vae_word_accuracy": 0.2,
+                           "lm_word_accuracy": 0.1}}
+
+
+def test_readability_figures() -> None:
+    from ml_extras.sentence_vae.claims import is_readable, readability
+
+    good = readability(["a b c", "a b d", "a e d", "f e d", "f e d"])
+    assert good == {"points": 5, "distinct": 4, "min_words": 3, "unk_fraction": 0.0, "longest_repeat": 1}
+    assert is_readable(good)
+    assert not is_readable(readability(["<unk> <unk> <unk>"] * 5))
+    assert not is_readable(readability(["a b c"] * 5))  # does not move
+    assert not is_readable(readability(["a b b b", "c d e", "f g h", "i j k", "l m n"]))
+
+
+def test_sentence_vae_claims_follow_the_figures(tmp_path) -> None:
+    from ml_extras.sentence_vae.claims import plot, sentence_vae_claims
+
+    kl, close, homotopies, imputation = sentence_vae_claims(_toy_svae())
+    assert kl["holds"] and close["holds"] and homotopies["holds"] and imputation["holds"]
+    assert not sentence_vae_claims(_toy_svae(kl=0.3))[0]["holds"]
+    assert not sentence_vae_claims(_toy_svae(vae_ppl=120.7))[1]["holds"]
+    assert not sentence_vae_claims(_toy_svae(path=["<unk> <unk> <unk>"] * 5))[2]["holds"]
+    assert not sentence_vae_claims(_toy_svae(vae_imp=6.5))[3]["holds"]
+    history = [{"step": s, "kl": 1.0, "kl_weight": s / 100} for s in (50, 100)]
+    assert plot({"lstm_lm": history, "vae_kl_anneal_wdrop": history}, tmp_path / "s.png").exists()
