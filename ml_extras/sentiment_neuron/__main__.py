@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ml_extras.common import Timer, base_parser, format_table, seed_everything, write_json
+from ml_extras.results import RESULTS_DIR, RunRecord, command_line, print_claims, write_result
+from ml_extras.sentiment_neuron.claims import plot, sentiment_claims
 from ml_extras.sentiment_neuron.data import build_corpus, load_austen, load_reviews, split_reviews
 from ml_extras.sentiment_neuron.generate import generate
 from ml_extras.sentiment_neuron.model import ByteMLSTM, MLSTMConfig
@@ -47,11 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="continue LM training from the checkpoint in --out (full mode saves one)")
     parser.add_argument("--clamp-scale", type=float, default=1.0,
                         help="multiply the unit's extreme observed values by this when clamping")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="full mode writes <dir>/sentiment_neuron.json (claims) and its PNG here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    run = RunRecord()
     if not 1 <= args.threads <= 16:
         raise SystemExit(f"--threads must be in [1, 16], got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -120,6 +126,14 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": {"lm": lm_timer.seconds, "features": feat_timer.seconds, "probes": probe_timer.seconds},
     }
     write_json(args.json, payload)
+    if not args.quick and {11, 232} <= set(sizes):
+        claims = sentiment_claims(payload)
+        print_claims(claims)
+        png = plot(payload, args.results_dir / "sentiment_neuron.png")
+        write_result("sentiment_neuron", command_line("sentiment_neuron", argv), curve, claims, run.finish(),
+                     {k: payload[k] for k in ("corpus", "corpus_bytes", "model", "train", "lm", "split_sizes",
+                                              "best_unit", "samples", "seconds")} | {"plot": png.name},
+                     args.results_dir)
     return payload
 
 

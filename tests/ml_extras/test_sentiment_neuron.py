@@ -294,3 +294,29 @@ def test_lazy_load_db_roundtrip(tmp_path) -> None:
     assert [str(s) for s in read_object(tmp_path, "novel_b")] == novels["novel_b"]
     with pytest.raises(KeyError, match="novel_c"):
         read_object(tmp_path, "novel_c")
+
+
+# ---------------------------------------------------------------- claims
+
+def _toy_sentiment(c11=0.60, c232=0.72, bow_all=0.74, single=0.66):
+    def row(n, c, b):
+        return {"labels": n, "draws": 1, "mlstm_c_acc": c, "mlstm_c_std": 0.0, "mlstm_h_acc": c - 0.01,
+                "mlstm_h_std": 0.0, "bow_acc": b, "bow_std": 0.0}
+
+    curve = [row(11, c11, 0.55), row(232, c232, 0.65), row(5000, 0.80, bow_all)]
+    unit = {"unit": 7, "single_unit_test_accuracy": single, "full_probe_test_accuracy": 0.80, "nonzero_weights": 30}
+    return {"label_curve": curve, "best_unit": {"mlstm_c": unit, "mlstm_h": unit}}
+
+
+def test_sentiment_claims_follow_the_figures(tmp_path) -> None:
+    from ml_extras.sentiment_neuron.claims import plot, sentiment_claims
+
+    few, all_labels, unit = sentiment_claims(_toy_sentiment())
+    assert few["holds"] and all_labels["holds"] and unit["holds"]
+    assert few["figures"]["11_labels"] == {"mlstm_acc": 0.60, "bow_acc": 0.55}
+    assert not sentiment_claims(_toy_sentiment(c11=0.5))[0]["holds"]
+    assert not sentiment_claims(_toy_sentiment(c232=0.70))[1]["holds"]
+    assert not sentiment_claims(_toy_sentiment(single=0.64))[2]["holds"]  # 0.14 < half of 0.30
+    with pytest.raises(KeyError):
+        sentiment_claims(_toy_sentiment(), few=(11, 100))
+    assert plot(_toy_sentiment(), tmp_path / "s.png").exists()
