@@ -298,7 +298,7 @@ def test_lazy_load_db_roundtrip(tmp_path) -> None:
 
 # ---------------------------------------------------------------- claims
 
-def _toy_sentiment(c11=0.60, c232=0.72, bow_all=0.74, single=0.66):
+def _toy_sentiment(c11=0.60, c232=0.72, bow_all=0.725, single=0.66):
     def row(n, c, b):
         return {"labels": n, "draws": 1, "mlstm_c_acc": c, "mlstm_c_std": 0.0, "mlstm_h_acc": c - 0.01,
                 "mlstm_h_std": 0.0, "bow_acc": b, "bow_std": 0.0}
