@@ -180,3 +180,56 @@ def bar_plot(path: Path, labels: Sequence[str], values: Sequence[float], ylabel:
                         ha="center", va="bottom", fontsize=8)
 
     return save_figure(path, draw)
+
+
+# --- README rendering ----------------------------------------------------------------------------
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A GitHub markdown table of rows (dicts), floats to 4 significant digits."""
+    if not rows:
+        return ""
+    columns = list(columns or rows[0].keys())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_claims(result: Mapping[str, Any]) -> str:
+    """One bullet per claim with its verdict and deciding figures, then the command and run context."""
+    lines = []
+    for c in result["claims"]:
+        figures = json_compact(c["figures"])
+        lines.append(f"- **{'holds' if c['holds'] else 'does not hold'}**: {c['claim']} ({figures})")
+    run = result.get("run", {})
+    lines.append(f"- command: `{result['command']}`; wall {run.get('wall_s', '?')} s, CPU {run.get('cpu_s', '?')} s, "
+                 f"load average {run.get('loadavg_start', ['?'])[0]} -> {run.get('loadavg_end', ['?'])[0]} "
+                 f"(started {run.get('started_utc', '?')})")
+    return "\n".join(lines)
+
+
+def json_compact(value: Any) -> str:
+    """Figures as short text: floats to 4 significant digits."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {json_compact(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(json_compact(v) for v in value) + "]"
+    return _fmt(value)
+
+
+if __name__ == "__main__":  # print the README blocks of every committed result
+    import json
+    import sys
+
+    for name in sys.argv[1:] or sorted(p.stem for p in RESULTS_DIR.glob("*.json")):
+        data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+        table = data["table"]
+        print(f"### {name}\n")
+        for part in ([table] if isinstance(table, list) else list(table.values())):
+            print(markdown_table(part) + "\n")
+        print(markdown_claims(data) + "\n")

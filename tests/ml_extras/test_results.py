@@ -55,3 +55,10 @@ def test_command_line_quotes_arguments():
 def test_bar_plot_writes_png(tmp_path):
     path = R.bar_plot(tmp_path / "p.png", ["a", "b"], [1.0, 2.0], "y", "t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_rendering():
+    assert R.markdown_table([{"a": 1, "b": 0.123456}]) == "| a | b |\n|---|---|\n| 1 | 0.1235 |"
+    text = R.markdown_claims({"command": "python -m ml_extras.x", "claims": [R.claim("c", R.greater(2, 1), {"a": 2.0})],
+                              "run": {"wall_s": 3.0, "cpu_s": 2.0, "loadavg_start": [1.0], "loadavg_end": [2.0]}})
+    assert "**holds**: c (a 2)" in text and "`python -m ml_extras.x`" in text
