@@ -61,6 +61,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from sim.configio import load_yaml
+    from vision.config import RecipeConfig
+    from vision.recipe import parse_stages, run_recipe
+
+    cfg = load_yaml(RecipeConfig, args.config or CONFIG_DIR / "recipe.yaml", args.overrides)
+    stages = parse_stages(args.stages)
+    command = "dexhand vision " + shlex.join(args.argv)
+    result = run_recipe(cfg, stages, command=command, progress=not args.no_progress)
+    if "train" in result:
+        val = result["train"]["val"]
+        print(f"best validation (epoch {result['train']['epoch'] + 1}): position median {val['pos_mm_median']:.2f} mm, "
+              f"orientation median {val['rot_deg_median']:.2f} deg; {result['train']['checkpoint']}")
+    if "export" in result:
+        print(f"exported {result['export']}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from vision.export import export_onnx
 
@@ -152,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "of K+B (Chen et al. 2016; same as backup=B; default 0)")
     p.add_argument("overrides", nargs="*", metavar="field=value")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recipe", help="the shipped model's recipe in one resumable command: gen, train, export, eval",
+                       description="Render the data at network resolution, train (resuming from RUN_DIR/last.pt; "
+                                   "train.time_limit_s is the total over all runs), export the best checkpoint and "
+                                   "evaluate it on an unseen seed. Settings: vision/configs/recipe.yaml plus "
+                                   "field=value overrides (e.g. train.time_limit_s=7200 n=40000).")
+    p.add_argument("--config", type=Path, help="RecipeConfig YAML (default vision/configs/recipe.yaml)")
+    p.add_argument("--stages", default="gen,train,export,eval", help="comma-separated subset of gen,train,export,eval")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs)")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.set_defaults(func=cmd_recipe)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX + metadata JSON")
     p.add_argument("checkpoint", type=Path)

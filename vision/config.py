@@ -11,7 +11,12 @@ from sim.configio import ConfigError
 class GenConfig:
     """How training/evaluation images are rendered and labelled."""
 
-    image_size: int = 200
+    image_size: int = 200  # what the cameras give (the runtime's input_size)
+    # Stored resolution: net_size > 0 passes every render through the runtime's ImagePipeline
+    # (centre crop ``crop``, INTER_AREA resize to net_size) and stores that uint8 image, so the data
+    # are exactly what the network reads at run time and about 4x smaller; 0 stores raw frames.
+    net_size: int = 0
+    crop: float = 0.8
     shard_size: int = 200  # samples per .npz shard
     episode_steps: int = 80  # control steps of random smooth actions before a reset
     render_every: int = 2  # render every k-th control step
@@ -27,6 +32,10 @@ class GenConfig:
     def validate(self) -> None:
         if self.image_size < 32:
             raise ConfigError(f"image_size: {self.image_size} is below 32")
+        if self.net_size and (self.net_size < 32 or self.net_size % 16):
+            raise ConfigError(f"net_size: {self.net_size} must be 0 (raw frames) or a multiple of 16, >= 32")
+        if not 0.1 <= self.crop <= 1.0:
+            raise ConfigError(f"crop: {self.crop} is outside [0.1, 1]")
         if self.shard_size < 1 or self.episode_steps < 1 or self.render_every < 1:
             raise ConfigError("shard_size, episode_steps and render_every must be >= 1")
         if not 0.0 <= self.free_pose_fraction <= 1.0:
@@ -48,11 +57,16 @@ class TrainConfig:
 
     net_size: int = 64
     crop: float = 0.8
+    # "keypoints": Dactyl-style tower + spatial softmax (channels/strides: stem, then one ResBlock each);
+    # "flatten": strided conv stack, final map flattened (channels/strides: one conv each)
+    arch: str = "flatten"
+    keypoints: int = 32  # spatial-softmax maps per camera (arch=keypoints)
     channels: tuple[int, ...] = (16, 32, 64, 64, 128)
     strides: tuple[int, ...] = (2, 2, 2, 2, 2)
     feature_dim: int = 128
     hidden: int = 256
     epochs: int = 40
+    epoch_size: int = 0  # samples per epoch (validation + checkpoint after each); 0 = the whole training set
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -63,6 +77,12 @@ class TrainConfig:
     seed: int = 0
     rot_weight: float = 1.0
     err_weight: float = 0.1
+    # "nll": err is the scale of a Laplace distribution of the (detached) errors, trained by its
+    # negative log-likelihood (err -> the expected error, a calibrated confidence); "l1": regress it
+    err_loss: str = "l1"
+    # learning rate: "onecycle" over `epochs`; "cosine": warm-up then cosine decay over the larger of
+    # the epoch fraction and the time_limit_s fraction done, so a time-limited run still ends annealed
+    schedule: str = "onecycle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Data-parallel learners (ml_extras.sync_sgd): with learners K > 1 (or backup > 0) each optimizer
     # step averages the gradients of the first K of K + backup worker processes, each computed on
@@ -72,6 +92,14 @@ class TrainConfig:
     learner_timeout: float = 60.0  # s a learner may owe a gradient before it is dropped
 
     def validate(self) -> None:
+        if self.arch not in ("keypoints", "flatten"):
+            raise ConfigError(f"arch: {self.arch!r} is not 'keypoints' or 'flatten'")
+        if self.err_loss not in ("nll", "l1"):
+            raise ConfigError(f"err_loss: {self.err_loss!r} is not 'nll' or 'l1'")
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ConfigError(f"schedule: {self.schedule!r} is not 'onecycle' or 'cosine'")
+        if len(self.channels) != len(self.strides):
+            raise ConfigError(f"channels has {len(self.channels)} entries but strides {len(self.strides)}")
         if self.net_size < 32 or self.net_size % 16:
             raise ConfigError(f"net_size: {self.net_size} must be a multiple of 16, >= 32")
         if not 0.0 < self.val_fraction < 1.0:
@@ -84,3 +112,32 @@ class TrainConfig:
             raise ConfigError(f"batch_size: {self.batch_size} cannot be split over {self.learners} learners")
         if self.learner_timeout <= 0:
             raise ConfigError(f"learner_timeout: must be > 0 s, got {self.learner_timeout}")
+
+
+@dataclass
+class RecipeConfig:
+    """``dexhand vision recipe``: render the data set, train, export, evaluate, one resumable command.
+
+    Every stage resumes: finished shards are kept, training continues from ``run_dir``/last.pt (its
+    ``train.time_limit_s`` is the total over all runs), export and evaluation are redone.
+    """
+
+    data_dir: str = "out/vision_recipe/data"  # rendered shards (not committed)
+    run_dir: str = "runs/vision_recipe"  # checkpoints, TensorBoard, eval JSON
+    n: int = 24000  # samples to render
+    seed: int = 0  # data seed (evaluation uses eval_seed, which the data never see)
+    workers: int = 2  # rendering processes
+    export: str = "vision/models/pose_cnn.onnx"  # "" = do not export
+    eval_n: int = 200
+    eval_seed: int = 4242
+    gen: GenConfig = field(default_factory=GenConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.n < 2:
+            raise ConfigError(f"n: {self.n} samples leave nothing to train on")
+        if self.eval_seed == self.seed:
+            raise ConfigError(f"eval_seed: {self.eval_seed} equals the data seed; evaluate on an unseen seed")
+        if self.gen.net_size and (self.gen.net_size, self.gen.crop) != (self.train.net_size, self.train.crop):
+            raise ConfigError(f"gen.net_size/gen.crop ({self.gen.net_size}, {self.gen.crop}) differ from "
+                              f"train.net_size/train.crop ({self.train.net_size}, {self.train.crop})")

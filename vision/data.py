@@ -48,8 +48,18 @@ def shard_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def pipeline_config(cfg: GenConfig):
+    """The runtime pipeline the stored images went through (None: raw frames are stored)."""
+    from vision.runtime.pipeline import PipelineConfig
+
+    return PipelineConfig(input_size=cfg.image_size, net_size=cfg.net_size, crop=cfg.crop) if cfg.net_size else None
+
+
 def generate_samples(cfg: GenConfig, seed: int, n: int, env=None, progress=None, hook=None) -> dict[str, np.ndarray]:
     """``n`` labelled samples, deterministic for a given ``seed`` and config.
+
+    Images are (n, n_cams, S, S, 3) uint8 with S = ``cfg.net_size`` when set (rendered at
+    ``image_size`` and prepared by the runtime's ImagePipeline), else ``cfg.image_size``.
 
     ``hook(env)``, when given, is called at every recorded frame with the env in that frame's state
     (the marker baseline renders its own cube there).
@@ -66,9 +76,15 @@ def generate_samples(cfg: GenConfig, seed: int, n: int, env=None, progress=None,
     rng = np.random.default_rng(seed)
     policy = RandomSmoothPolicy(env.model.nu, cfg.action_scale, cfg.action_smoothing, seed=int(rng.integers(2**31)))
     size, cams = cfg.image_size, VISION_CAMERAS
+    pipe_cfg = pipeline_config(cfg)
+    if pipe_cfg is not None:
+        from vision.runtime.pipeline import ImagePipeline
+
+        pipeline = ImagePipeline(pipe_cfg)
+    stored = cfg.net_size or size
     cam_ids = [env.model.camera(c).id for c in cams]
     out = {
-        "images": np.zeros((n, len(cams), size, size, 3), np.uint8),
+        "images": np.zeros((n, len(cams), stored, stored, 3), np.uint8),
         "pos": np.zeros((n, 3), np.float32),
         "quat": np.zeros((n, 4), np.float32),
         "free_pose": np.zeros(n, bool),
@@ -107,7 +123,10 @@ def generate_samples(cfg: GenConfig, seed: int, n: int, env=None, progress=None,
             mujoco.mj_forward(m, d)
             views = env.render_views(size, cams)
             q = env.cube_quat
-            out["images"][done] = np.stack([views[c] for c in cams])
+            if pipe_cfg is not None:
+                out["images"][done] = np.stack([pipeline.prepare(c, views[c]) for c in cams])
+            else:
+                out["images"][done] = np.stack([views[c] for c in cams])
             out["pos"][done] = env.cube_pos - HAND_ORIGIN
             out["quat"][done] = q if q[0] >= 0 else -q
             out["free_pose"][done] = free
@@ -176,12 +195,13 @@ def write_metadata(cfg: GenConfig, out: Path, n: int, seed: int) -> dict[str, An
     meta = {
         "n": n,
         "seed": seed,
-        "shards": [p.name for p in sorted(out.glob("shard_*.npz"))],
+        "shards": [p.name for p in finished_shards(out)],
         "cameras": list(VISION_CAMERAS),
         "camera_nominal": cams,
         "labels": {"pos": "cube centre minus sim.env.HAND_ORIGIN, metres, world (= hand) axes",
                    "quat": "cube orientation wxyz in world (= hand) axes, w >= 0"},
         "hand_origin": HAND_ORIGIN.tolist(),
+        "pipeline": pipeline_config(cfg).to_dict() if cfg.net_size else None,
         "gen_config": to_dict(cfg),
         "env_randomization": env_cfg["randomization"],
     }
@@ -191,7 +211,22 @@ def write_metadata(cfg: GenConfig, out: Path, n: int, seed: int) -> dict[str, An
 
 def generate_dataset(cfg: GenConfig, out: Path, n: int, seed: int = 0, workers: int = 2) -> dict[str, Any]:
     """Render ``n`` samples into ``out`` (resumable: finished shards are kept)."""
+    from sim.configio import ConfigError, to_dict
+
     out.mkdir(parents=True, exist_ok=True)
+    stamp = out / "gen_config.json"  # written first, so a resumed run cannot mix two configs or seeds
+    want = {"seed": seed, "gen_config": to_dict(cfg)}
+    if stamp.is_file():
+        have = json.loads(stamp.read_text())
+        if have != want:
+            diff = sorted(k for k in {**have["gen_config"], **want["gen_config"]}
+                          if have["gen_config"].get(k) != want["gen_config"].get(k))
+            if have["seed"] != seed:
+                diff.append("seed")
+            raise ConfigError(f"{out} holds shards made with other settings ({', '.join(diff)} differ); "
+                              f"use another --out or delete {out}")
+    else:
+        stamp.write_text(json.dumps(want, indent=2))
     sizes = shard_sizes(n, cfg.shard_size)
     todo = [(cfg, seed, i, c, str(out)) for i, c in enumerate(sizes) if not shard_complete(_shard_path(out, i), c)]
     skipped = n - sum(t[3] for t in todo)
@@ -206,9 +241,14 @@ def generate_dataset(cfg: GenConfig, out: Path, n: int, seed: int = 0, workers: 
     return write_metadata(cfg, out, n, seed)
 
 
+def finished_shards(folder: Path) -> list[Path]:
+    """The written shards of a folder (not the .tmp.npz files of a generation in progress)."""
+    return sorted(p for p in Path(folder).glob("shard_*.npz") if p.stem[6:].isdigit())
+
+
 def load_dataset(folder: Path) -> dict[str, np.ndarray]:
-    """All shards of a generated folder, concatenated in shard order."""
-    shards = sorted(Path(folder).glob("shard_*.npz"))
+    """All finished shards of a generated folder, concatenated in shard order."""
+    shards = finished_shards(folder)
     if not shards:
         raise FileNotFoundError(f"no shard_*.npz files in {folder} (generate with: dexhand vision gen --out {folder})")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in SHARD_KEYS}

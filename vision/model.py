@@ -4,6 +4,11 @@ Input: (B, n_cams, 3, S, S) float in [0, 1] (``ImagePipeline`` output). Outputs:
 ``pos`` (B, 3) metres in the hand frame; ``rot6d`` (B, 6) the first two columns of the rotation
 matrix (continuous, Gram-Schmidt turns it into a rotation); ``err`` (B, 2) the network's own
 estimate of its position error (mm) and orientation error (deg), which becomes the confidence.
+
+Two trunks: ``keypoints`` (default; Dactyl's tower: conv 5x5, conv 3x3, max-pool, ResNet blocks,
+then a spatial softmax that turns K feature maps into K expected image positions, so *where* things
+are survives into the features, plus a global-average appearance vector for *which* face shows) and
+``flatten`` (the earlier strided stack whose final map is flattened).
 """
 
 from __future__ import annotations
@@ -33,12 +38,78 @@ class Trunk(nn.Module):
         return self.fc(self.conv(x))
 
 
+class ResBlock(nn.Module):
+    """Two 3x3 convs with BatchNorm and a (1x1 projected when the shape changes) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+        )
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                     nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class SpatialSoftmax(nn.Module):
+    """(B, K, H, W) maps -> (B, 2K) expected (x, y) in [-1, 1] under a per-map softmax (learned temperature)."""
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.reshape(-1), ys.reshape(-1)], -1), persistent=False)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        b, k = maps.shape[:2]
+        attn = torch.softmax(maps.reshape(b, k, -1) * torch.exp(-self.log_temperature), dim=-1)
+        return (attn @ self.grid).reshape(b, 2 * k)
+
+
+class KeypointTrunk(nn.Module):
+    """Stem (conv 5x5 stride strides[0], conv 3x3 stride 2: Dactyl's conv + max-pool at a quarter of the
+    cost) to channels[0], then one ResBlock per further (channels[i], strides[i]); the final map feeds a
+    1x1 conv to ``keypoints`` maps -> spatial softmax, and a global average pool; both -> FC feature_dim."""
+
+    def __init__(self, net_size: int, channels: tuple[int, ...], strides: tuple[int, ...], feature_dim: int,
+                 keypoints: int) -> None:
+        super().__init__()
+        if len(strides) != len(channels):
+            raise ValueError(f"{len(channels)} stages but {len(strides)} strides")
+        c0 = channels[0]
+        layers = [nn.Conv2d(3, c0, 5, stride=strides[0], padding=2, bias=False), nn.BatchNorm2d(c0),
+                  nn.ReLU(inplace=True),
+                  nn.Conv2d(c0, c0, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)]
+        s = net_size // strides[0] // 2
+        for c_in, c, stride in zip(channels[:-1], channels[1:], strides[1:]):
+            layers.append(ResBlock(c_in, c, stride))
+            s //= stride
+        self.conv = nn.Sequential(*layers)
+        self.keypoints = nn.Conv2d(channels[-1], keypoints, 1)
+        self.softmax = SpatialSoftmax(s, s)
+        self.fc = nn.Sequential(nn.Linear(2 * keypoints + channels[-1], feature_dim), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.conv(x)
+        return self.fc(torch.cat([self.softmax(self.keypoints(f)), f.mean((2, 3))], -1))
+
+
 class PoseNet(nn.Module):
     def __init__(self, n_cams: int = 3, net_size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 64, 128),
-                 strides: tuple[int, ...] = (2, 2, 2, 2, 2), feature_dim: int = 128, hidden: int = 256) -> None:
+                 strides: tuple[int, ...] = (2, 2, 2, 2, 2), feature_dim: int = 128, hidden: int = 256,
+                 arch: str = "flatten", keypoints: int = 32) -> None:
         super().__init__()
         self.n_cams = n_cams
-        self.trunk = Trunk(net_size, tuple(channels), tuple(strides), feature_dim)
+        if arch == "keypoints":
+            self.trunk = KeypointTrunk(net_size, tuple(channels), tuple(strides), feature_dim, keypoints)
+        elif arch == "flatten":
+            self.trunk = Trunk(net_size, tuple(channels), tuple(strides), feature_dim)
+        else:
+            raise ValueError(f"arch: {arch!r} is not 'keypoints' or 'flatten'")
         self.head = nn.Sequential(
             nn.Linear(n_cams * feature_dim, hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True),

@@ -84,7 +84,12 @@ def batch_loss(model, x, pos_true, rmat_true, cfg: TrainConfig):
     rot_loss = ((r - rmat_true) ** 2).sum((1, 2)).add(1e-8).sqrt().mean()
     with torch.no_grad():
         pos_mm, rot_deg = pose_errors(pos, rot6d, pos_true, rmat_true)
-    err_loss = F.smooth_l1_loss(err / 10, torch.stack([pos_mm, rot_deg], -1) / 10)
+    actual = torch.stack([pos_mm, rot_deg], -1)
+    if cfg.err_loss == "nll":  # Laplace NLL of the actual errors with scale err: minimised at err = E[error]
+        scale = err.clamp_min(0.05)
+        err_loss = (actual / scale + torch.log(scale)).mean()
+    else:
+        err_loss = F.smooth_l1_loss(err / 10, actual / 10)
     loss = pos_loss + cfg.rot_weight * rot_loss + cfg.err_weight * err_loss
     return loss, {"pos_loss": pos_loss.item(), "rot_loss": rot_loss.item(), "err_loss": err_loss.item()}
 
@@ -177,15 +182,98 @@ def evaluate_torch(model, images: np.ndarray, pos: np.ndarray, quat: np.ndarray,
             "pred_err_median": np.median(pe, axis=0).tolist()}
 
 
+def stored_pipeline(data: Path) -> dict | None:
+    """The pipeline settings a generated folder's images were stored with (None: raw camera frames)."""
+    for name in ("metadata.json", "gen_config.json"):
+        path = Path(data) / name
+        if path.is_file():
+            meta = json.loads(path.read_text())
+            if "pipeline" in meta:
+                return meta["pipeline"]
+            gen = meta.get("gen_config", {})
+            if gen.get("net_size"):
+                return {"input_size": gen["image_size"], "net_size": gen["net_size"], "crop": gen["crop"],
+                        "color_order": "rgb"}
+            return None
+    return None
+
+
 def load_prepared(data: Path, pipeline: ImagePipeline) -> dict[str, np.ndarray]:
+    """Network-resolution uint8 images and labels of a generated folder. Raw frames go through
+    ``pipeline``; frames stored already prepared must have been made with the same settings."""
     from vision.data import load_dataset
 
     raw = load_dataset(data)
-    return {"images": prepare_images(raw["images"], pipeline), "pos": raw["pos"], "quat": raw["quat"]}
+    stored = stored_pipeline(data)
+    if stored is None:
+        images = prepare_images(raw["images"], pipeline)
+    else:
+        want = pipeline.config.to_dict()
+        bad = [k for k in ("input_size", "net_size", "crop") if stored.get(k) != want[k]]
+        if bad:
+            raise ValueError(f"{data}: images were stored through the pipeline {stored}, the training wants "
+                             f"{want} ({', '.join(bad)} differ): set them equal or regenerate")
+        images = raw["images"]
+    return {"images": images, "pos": raw["pos"], "quat": raw["quat"]}
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices. Sample i is in validation when the i-th draw of a stream seeded
+    by ``seed`` is below ``val_fraction``, so the split of the first samples stays the same when more
+    shards arrive (a resumed run never trains on its earlier validation samples). At least one each."""
+    u = np.random.default_rng(seed).random(n)
+    val = np.flatnonzero(u < val_fraction)
+    if len(val) == 0:
+        val = np.array([int(np.argmin(u))])
+    tr = np.setdiff1d(np.arange(n), val)
+    return val, tr
 
 
 def build_model(cfg: TrainConfig, n_cams: int = 3) -> PoseNet:
-    return PoseNet(n_cams, cfg.net_size, cfg.channels, cfg.strides, cfg.feature_dim, cfg.hidden)
+    return PoseNet(n_cams, cfg.net_size, cfg.channels, cfg.strides, cfg.feature_dim, cfg.hidden,
+                   arch=cfg.arch, keypoints=cfg.keypoints)
+
+
+class ProgressSchedule:
+    """Warm-up, then cosine decay of the learning rate to ``final`` x lr, over the larger of the steps done
+    out of ``total_steps`` and the training seconds done out of ``time_limit_s`` (when set): a run cut by
+    its time limit still ends annealed. Same step()/state_dict() interface as torch's schedulers."""
+
+    def __init__(self, opt, lr: float, total_steps: int, time_limit_s: float = 0.0, warmup: float = 0.03,
+                 final: float = 0.02, clock: Callable[[], float] | None = None) -> None:
+        self.opt, self.lr, self.total_steps, self.time_limit_s = opt, lr, max(1, total_steps), time_limit_s
+        self.warmup, self.final = warmup, final
+        self.clock = clock or (lambda: 0.0)  # training seconds done so far
+        self.steps = 0
+        self._apply()
+
+    def progress(self) -> float:
+        p = self.steps / self.total_steps
+        if self.time_limit_s:
+            p = max(p, self.clock() / self.time_limit_s)
+        return min(1.0, p)
+
+    def current_lr(self) -> float:
+        p = self.progress()
+        if p < self.warmup:
+            return self.lr * max(p / self.warmup, 0.01)
+        q = (p - self.warmup) / max(1e-9, 1 - self.warmup)
+        return self.lr * (self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * q)))
+
+    def _apply(self) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self.current_lr()
+
+    def step(self) -> None:
+        self.steps += 1
+        self._apply()
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state.get("steps", 0))
+        self._apply()
 
 
 def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command: str = "",
@@ -201,22 +289,27 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
+    cfg.validate()
     pipe_cfg = PipelineConfig(input_size=_image_size(data), net_size=cfg.net_size, crop=cfg.crop)
     ds = load_prepared(data, ImagePipeline(pipe_cfg))
     n = len(ds["pos"])
-    order = np.random.default_rng(cfg.seed).permutation(n)
-    n_val = max(1, int(round(n * cfg.val_fraction)))
-    val, tr = order[:n_val], order[n_val:]
+    val, tr = split_indices(n, cfg.val_fraction, cfg.seed)
     if len(tr) < 1:
         raise ValueError(f"{data}: {n} samples leave none for training after the validation split")
 
     device = torch.device(cfg.device)
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(tr) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.15)
+    epoch_len = min(cfg.epoch_size, len(tr)) if cfg.epoch_size else len(tr)
+    steps_per_epoch = math.ceil(epoch_len / cfg.batch_size)
     start_epoch, best, trained_s = 0, math.inf, 0.0
+    epoch_t0: list[float] = []  # perf_counter at the current epoch's start (the schedule's clock)
+    if cfg.schedule == "cosine":
+        sched = ProgressSchedule(opt, cfg.lr, cfg.epochs * steps_per_epoch, cfg.time_limit_s,
+                                 clock=lambda: trained_s + (time.perf_counter() - epoch_t0[0] if epoch_t0 else 0.0))
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                    pct_start=0.15)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume:
         if not last_path.is_file():
@@ -245,17 +338,22 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
                 break
             model.train()
             t0 = time.perf_counter()
+            epoch_t0[:] = [t0]
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not progress)
             if learners is None:
+                def out_of_time() -> bool:
+                    return bool(cfg.time_limit_s) and trained_s + time.perf_counter() - t0 >= cfg.time_limit_s
+
                 losses = _local_epoch(cfg, model, opt, sched, writer, bar, epoch, steps_per_epoch, tr, gen,
-                                      images, pos, rmat, device)
+                                      images, pos, rmat, device, out_of_time)
             else:
                 losses = _parallel_epoch(learners, sched, writer, bar, epoch, steps_per_epoch)
                 recalibrate_batchnorm(model, _recalibration_batches(cfg, images, tr, gen, device))
             bar.close()
             epoch_losses.append(float(np.mean(losses)))
             trained_s += time.perf_counter() - t0
+            epoch_t0.clear()
             metrics = evaluate_torch(model, images[val], ds["pos"][val], ds["quat"][val])
             for name in ("pos_mm_median", "pos_mm_p90", "rot_deg_median", "rot_deg_p90"):
                 writer.add_scalar(f"val/{name}", metrics[name], epoch)
@@ -278,11 +376,15 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
 
 def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, steps_per_epoch: int,
                  tr: np.ndarray, gen: torch.Generator, images: np.ndarray, pos: torch.Tensor, rmat: torch.Tensor,
-                 device: torch.device) -> list[float]:
-    """One epoch in this process (learners=1): the original single-process loop."""
+                 device: torch.device, out_of_time: Callable[[], bool] | None = None) -> list[float]:
+    """One epoch in this process (learners=1): steps_per_epoch batches drawn without replacement
+    (an epoch_size shorter than the training set is a fresh random part of it); ends early when
+    ``out_of_time()``."""
     losses = []  # detached tensors: no extra device sync per step
     perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
     for k in bar:
+        if out_of_time is not None and out_of_time():
+            break
         idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]
         x = augment(torch.from_numpy(ImagePipeline.to_input(images[idx])), cfg.augment, gen).to(device)
         loss, parts = batch_loss(model, x, pos[idx], rmat[idx], cfg)
@@ -297,7 +399,7 @@ def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, s
             for name, v in parts.items():
                 writer.add_scalar(f"train/{name}", v, step)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    return torch.stack(losses).cpu().tolist()
+    return torch.stack(losses).cpu().tolist() if losses else [float("nan")]
 
 
 def _start_learners(cfg: TrainConfig, stack: contextlib.ExitStack, images: np.ndarray, pos: torch.Tensor,
@@ -351,9 +453,10 @@ def _recalibration_batches(cfg: TrainConfig, images: np.ndarray, tr: np.ndarray,
 
 
 def _image_size(data: Path) -> int:
-    meta = Path(data) / "metadata.json"
-    if meta.is_file():
-        return int(json.loads(meta.read_text())["gen_config"]["image_size"])
+    for name in ("metadata.json", "gen_config.json"):
+        meta = Path(data) / name
+        if meta.is_file():
+            return int(json.loads(meta.read_text())["gen_config"]["image_size"])
     from vision.data import load_dataset
 
     return int(load_dataset(data)["images"].shape[2])

@@ -1,0 +1,84 @@
+"""``dexhand vision recipe``: the shipped model's whole recipe as one resumable command.
+
+    dexhand vision recipe                      # vision/configs/recipe.yaml: gen -> train -> export -> eval
+    dexhand vision recipe --stages train,export train.time_limit_s=7200     # continue training longer
+
+Stages: ``gen`` renders ``n`` samples into ``data_dir`` at network resolution (finished shards are
+kept, so an interrupted run resumes); ``train`` trains on the complete shards found (resuming from
+``run_dir``/last.pt when present: ``train.time_limit_s`` counts the training time of all runs, and
+a checkpoint made with other settings is an error naming them); ``export`` writes the best
+checkpoint to ``export`` (ONNX + JSON); ``eval`` runs ``dexhand vision eval`` on ``eval_n`` fresh
+samples per set from ``eval_seed`` and writes ``run_dir``/eval.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sim.configio import ConfigError, to_dict
+from vision.config import RecipeConfig
+
+STAGES = ("gen", "train", "export", "eval")
+# settings a resumed training run may change: how long it runs
+RESUMABLE_CHANGES = {"epochs", "time_limit_s", "threads", "device"}
+
+
+def parse_stages(text: str) -> list[str]:
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise ConfigError(f"--stages: {bad or text!r} not among {list(STAGES)}")
+    return stages
+
+
+def check_resume(cfg: RecipeConfig, last: Path) -> bool:
+    """Whether training resumes from ``last`` (it exists); raises if it was made with other settings."""
+    if not last.is_file():
+        return False
+    import torch
+
+    have = torch.load(last, weights_only=False, map_location="cpu")["config"]
+    want = to_dict(cfg.train)
+    diff = sorted(k for k in set(have) | set(want) if k not in RESUMABLE_CHANGES and have.get(k) != want.get(k))
+    if diff:
+        raise ConfigError(f"{last} was trained with other settings ({', '.join(f'train.{k}' for k in diff)}); "
+                          f"use another run_dir or delete it")
+    return True
+
+
+def run_recipe(cfg: RecipeConfig, stages: list[str], command: str = "", progress: bool = True) -> dict[str, Any]:
+    data, run = Path(cfg.data_dir), Path(cfg.run_dir)
+    result: dict[str, Any] = {"command": command, "stages": stages}
+    if "gen" in stages:
+        from vision.data import generate_dataset
+
+        meta = generate_dataset(cfg.gen, data, cfg.n, seed=cfg.seed, workers=cfg.workers)
+        result["gen"] = {"n": meta["n"], "shards": len(meta["shards"])}
+    if "train" in stages:
+        from vision.train import train
+
+        resume = check_resume(cfg, run / "last.pt")
+        tr = train(cfg.train, data, run, resume=resume, command=command, progress=progress)
+        result["train"] = {k: tr[k] for k in ("checkpoint", "epoch", "val")}
+    if "export" in stages and cfg.export:
+        from vision.export import export_onnx
+
+        best = run / "best.pt"
+        if not best.is_file():
+            raise FileNotFoundError(f"export: no checkpoint {best} (run the train stage first)")
+        result["export"] = str(export_onnx(best, Path(cfg.export), command=command))
+    if "eval" in stages:
+        from vision.evaluate import evaluate, print_evaluation
+
+        model = Path(cfg.export) if cfg.export else None
+        if model is None or not model.is_file():
+            raise FileNotFoundError(f"eval: no exported model at {cfg.export!r} (run the export stage)")
+        cal = Path(cfg.gen.calibration) if cfg.gen.calibration else None
+        ev = evaluate(model, n=cfg.eval_n, seed=cfg.eval_seed, calibration=cal)
+        print_evaluation(ev)
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "eval.json").write_text(json.dumps(ev, indent=2))
+        result["eval"] = ev
+    return result
