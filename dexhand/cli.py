@@ -7,6 +7,8 @@ Every subcommand takes ``--help``. Config overrides are ``field.path=value`` wor
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from pathlib import Path
 
@@ -69,6 +71,11 @@ def _make_controller(args: argparse.Namespace, model: str):
     if args.controller in ("hold", "random"):
         return _make_policy(args.controller, args.seed)
     return _make_policy(model, args.seed)
+
+
+def _controller_only(args: argparse.Namespace, model: str):
+    """The controller alone: a picklable factory for evaluation worker processes."""
+    return _make_controller(args, model)[0]
 
 
 def _add_controller_args(p: argparse.ArgumentParser) -> None:
@@ -149,10 +156,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.controller == "mpc" and not any(o.startswith("n_threads=") for o in args.plan):
+        # Each worker's planner gets its share of the cores, not all of them.
+        args.plan = [*args.plan, f"n_threads={max(1, (os.cpu_count() or 1) // args.workers)}"]
     policy, label = _make_controller(args, args.model)
     overrides = _policy_env_overrides(policy, args)
     report = evaluate(policy, args.episodes, args.seed, overrides, max_steps=args.max_steps,
-                      progress=not args.no_progress, vision=args.vision)
+                      progress=not args.no_progress, vision=args.vision, workers=args.workers,
+                      make_policy=functools.partial(_controller_only, args, args.model))
     print_report(report, label)
     save_report(report, args.json, label)
     png = plot_histogram(report, args.plot, label)
@@ -398,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write the report as JSON")
     p.add_argument("--plot", type=Path, default=Path("out/eval_histogram.png"), help="histogram PNG path")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--workers", type=int, default=1,
+                   help="episodes run in this many processes (same episodes, same results); the planner's "
+                        "rollout threads are shared out among them")
     _add_controller_args(p)
     _add_overrides(p)
     p.set_defaults(func=cmd_eval)

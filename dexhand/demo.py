@@ -27,6 +27,8 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
                 label: str = "") -> EpisodeResult:
     """One episode; frames go to ``video`` when given (the env needs render_mode='rgb_array')."""
     obs, info = env.reset(seed=seed)
+    if hasattr(policy, "seed_episode"):  # controllers with random streams draw them per episode: any order,
+        policy.seed_episode(seed)  # any process, the same episode
     policy.reset()
     period = env.unwrapped.cfg.scene.control_period
     last_success_step, times = 0, []

@@ -6,7 +6,10 @@ policy alike; both are wrapped as ``dexhand.policies.Policy`` (reset / act on th
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,7 @@ class EvalReport:
     act_ms_p99: float
     seed: int | None = None  # episode k ran on env seed 10**6 + seed + k
     max_steps: int | None = None  # episodes were truncated here
+    steps: list[int] | None = None  # control steps each episode lasted
 
     @classmethod
     def load(cls, path: Path) -> EvalReport:
@@ -113,36 +117,79 @@ def summarize(results: list[EpisodeResult], goal_mode: str, randomization: bool,
         p75=float(np.percentile(s, 75)), max=int(s.max()), drop_rate=float(np.mean([r.dropped for r in results])),
         seconds_per_success=float(np.mean(times)) if times else None, successes=s.tolist(), wall_seconds=wall,
         act_ms_mean=float(act_ms.mean()), act_ms_p99=float(np.percentile(act_ms, 99)),
+        steps=[r.steps for r in results],
     )
 
 
-def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_steps: int = 10_000,
-             progress: bool = True, vision: bool = False) -> EvalReport:
-    from tqdm import tqdm
-
+def _episode_env(policy: Any, overrides: list[str], vision: bool):
+    """The env a policy is evaluated in, and the policy bound to it (vision wraps it in the pose estimator)."""
     from sim.env import CubeReorientEnv
 
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes: need at least 1 episode to evaluate, got {episodes}")
-    if max_steps < 1:
-        raise ValueError(f"max steps: need at least 1 control step per episode, got {max_steps}")
     env = CubeReorientEnv(overrides=[*overrides, *getattr(policy, "env_requirements", [])])
     bind_to_env(policy, env)
     if vision:  # the cube pose comes from the pose estimator on rendered images
         from dexhand.vision_loop import VisionPosePolicy
 
         policy = VisionPosePolicy(policy, env)
+    return env, policy
+
+
+_WORKER: dict[str, Any] = {}  # each worker process's env and policy, built once by _init_worker
+
+
+def _init_worker(make_policy: Callable[[], Any], overrides: list[str], vision: bool) -> None:
+    _WORKER["env"], _WORKER["policy"] = _episode_env(make_policy(), overrides, vision)
+
+
+def _worker_episode(seed: int, max_steps: int) -> EpisodeResult:
+    return run_episode(_WORKER["env"], _WORKER["policy"], seed, max_steps)
+
+
+def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_steps: int = 10_000,
+             progress: bool = True, vision: bool = False, workers: int = 1,
+             make_policy: Callable[[], Any] | None = None) -> EvalReport:
+    """Episodes on env seeds 10**6 + seed + k; ``workers`` > 1 runs them in that many processes, each
+    building its own policy with ``make_policy`` (a picklable factory: simulators and ONNX sessions do not
+    cross processes). The episodes and their results are the same for any number of workers."""
+    from tqdm import tqdm
+
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes: need at least 1 episode to evaluate, got {episodes}")
+    if max_steps < 1:
+        raise ValueError(f"max steps: need at least 1 control step per episode, got {max_steps}")
+    if workers < 1:
+        raise ValueError(f"workers: need at least 1 worker process, got {workers}")
+    if workers > 1 and make_policy is None:
+        raise ValueError("workers > 1 needs make_policy, a picklable factory that builds the policy in each worker")
+    env, policy = _episode_env(policy, overrides, vision)
+    goal_mode, randomization = env.cfg.task.goal_mode, env.cfg.randomization.enabled
+    # Held-out seeds: training seeds env resets from small integers; evaluation starts at 10**6.
+    seeds = [10**6 + seed + ep for ep in range(episodes)]
     start = time.perf_counter()
-    results = []
-    for ep in tqdm(range(episodes), desc="eval episodes", disable=not progress):
-        # Held-out seeds: training seeds env resets from small integers; evaluation starts at 10**6.
-        results.append(run_episode(env, policy, 10**6 + seed + ep, max_steps))
+    results: list[EpisodeResult | None] = [None] * episodes
+    bar = tqdm(total=episodes, desc="eval episodes", disable=not progress)
+
+    def log(ep: int, r: EpisodeResult) -> None:
+        results[ep] = r
+        bar.update()
         if not progress:  # logs get one line per episode instead of a bar
-            r = results[-1]
             print(f"[eval] episode {ep + 1}/{episodes}: {r.consecutive_successes} consecutive successes in "
                   f"{r.steps} steps{', dropped' if r.dropped else ''}", flush=True)
+
+    if workers == 1:
+        for ep, s in enumerate(seeds):
+            log(ep, run_episode(env, policy, s, max_steps))
+    else:
+        env.close()  # the workers build their own
+        context = multiprocessing.get_context("spawn")  # no fork of a process with simulator threads
+        with ProcessPoolExecutor(min(workers, episodes), mp_context=context, initializer=_init_worker,
+                                 initargs=(make_policy, overrides, vision)) as pool:
+            futures = {pool.submit(_worker_episode, s, max_steps): ep for ep, s in enumerate(seeds)}
+            for future in as_completed(futures):
+                log(futures[future], future.result())
+    bar.close()
     env.close()
-    report = summarize(results, env.cfg.task.goal_mode, env.cfg.randomization.enabled, time.perf_counter() - start)
+    report = summarize(results, goal_mode, randomization, time.perf_counter() - start)
     report.seed, report.max_steps = seed, max_steps
     return report
 

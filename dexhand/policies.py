@@ -18,8 +18,12 @@ class RandomSmoothPolicy:
 
     def __init__(self, n_actions: int = 20, scale: float = 0.3, smoothing: float = 0.8, seed: int = 0) -> None:
         self.n_actions, self.scale, self.smoothing = n_actions, scale, smoothing
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.state = np.zeros(n_actions)
+
+    def seed_episode(self, seed: int) -> None:
+        self.rng = np.random.default_rng([self.seed, seed])
 
     def reset(self) -> None:
         self.state[:] = 0.0

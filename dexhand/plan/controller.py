@@ -33,6 +33,10 @@ class MpcController:
     def bind_env(self, env) -> None:
         self.env = env.unwrapped
 
+    def seed_episode(self, seed: int) -> None:
+        """The search noise of an episode follows from the planner's seed and the episode's."""
+        self.planner.rng = np.random.default_rng([self.cfg.seed, seed])
+
     def reset(self) -> None:
         """Call after ``env.reset``: the episode's randomized model is copied for planning."""
         env = self.env

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 
 from dexhand.evaluate import evaluate, plot_histogram, save_report
-from dexhand.policies import HoldPolicy
+from dexhand.policies import HoldPolicy, RandomSmoothPolicy
 
 
 def test_every_step_a_success_gives_fifty_consecutive_successes(tmp_path):
@@ -35,3 +36,18 @@ def test_timeout_without_success():
                       overrides=["randomization.enabled=false", "task.success_threshold=1e-6",
                                  "task.goal_timeout_steps=5"])
     assert report.successes == [0, 0] and report.drop_rate == 0.0
+
+
+def test_worker_processes_run_the_same_episodes_as_one_process():
+    # Strong random actions drop the cube at episode-specific steps, so the episode lengths tell episodes
+    # apart; each episode's random stream is seeded from its env seed, so order and process do not matter.
+    make = functools.partial(RandomSmoothPolicy, scale=1.0, seed=3)
+    args = dict(episodes=4, seed=0, overrides=["task.goal_mode=z"], max_steps=150, progress=False)
+    serial = evaluate(make(), **args)
+    parallel = evaluate(make(), workers=2, make_policy=make, **args)
+    assert len(set(serial.steps)) > 1
+    assert parallel.steps == serial.steps and parallel.successes == serial.successes
+    with pytest.raises(ValueError, match="make_policy"):
+        evaluate(make(), workers=2, **args)
+    with pytest.raises(ValueError, match="workers"):
+        evaluate(make(), workers=0, **args)
