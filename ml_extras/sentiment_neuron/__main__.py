@@ -24,7 +24,7 @@ from ml_extras.sentiment_neuron.train import TrainConfig, init_output_from_unigr
 
 # (hidden, embed, steps, batch, window, lr, safety stop in seconds, label draws per budget)
 QUICK = dict(hidden=128, embed=32, steps=400, batch=32, window=64, lr=1.5e-2, max_seconds=60.0, repeats=2)
-FULL = dict(hidden=256, embed=64, steps=4000, batch=32, window=64, lr=5e-3, max_seconds=22 * 60.0, repeats=5)
+FULL = dict(hidden=256, embed=64, steps=2500, batch=32, window=64, lr=5e-3, max_seconds=18 * 60.0, repeats=5)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,9 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="LM training text: the train-split snippets + plot summaries (default), "
                              "the Jane Austen novels, or both")
     parser.add_argument("--hidden", type=int, help="mLSTM units (quick 128, full 256)")
-    parser.add_argument("--steps", type=int, help="LM training steps (quick 400, full 4000)")
+    parser.add_argument("--steps", type=int, help="LM training steps (quick 400, full 2500)")
     parser.add_argument("--max-minutes", type=float,
-                        help="stop LM training after this long even if steps remain (quick 1, full 22)")
+                        help="stop LM training after this long even if steps remain (quick 1, full 18)")
     parser.add_argument("--labels", type=str, default="11,232,1000,all",
                         help="comma-separated label budgets; 'all' = the whole train pool")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1-2 on shared machines)")
