@@ -182,3 +182,29 @@ def test_iaf_claims_follow_the_figures(tmp_path):
     assert not iaf_claims(_toy_iaf(iaf_kl=0.6))[3]["holds"]
     assert len(iaf_claims({"images": _toy_iaf()["images"]})) == 3
     assert plot(_toy_iaf(), tmp_path / "i.png").exists()
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    from ml_extras.iaf.train import _valid_elbo
+
+    torch.manual_seed(0)
+    x = (torch.rand(60, 24) < 0.5).float()  # noise: the model can only overfit it
+    valid = (torch.rand(40, 24) < 0.5).float()
+    model = build_vector_vae(24, latent_dim=2, posterior="iaf", hidden=64, context_dim=4)
+    seen = []
+    original = _valid_elbo
+
+    def spy(m, v):
+        seen.append(original(m, v))
+        return seen[-1]
+
+    import ml_extras.iaf.train as train_module
+
+    train_module._valid_elbo = spy
+    try:
+        train_vae(model, x, TrainConfig(epochs=12, batch_size=20, lr=1e-2, kl_warmup_epochs=2), valid=valid)
+    finally:
+        train_module._valid_elbo = original
+    assert len(seen) == 11  # epochs at full KL weight
+    assert model.best_epoch == 2 + int(torch.tensor(seen).argmax())
+    assert _valid_elbo(model, valid) == pytest.approx(max(seen), abs=1e-4)
