@@ -91,12 +91,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vision.evaluate import evaluate, print_evaluation
     from vision.runtime import DEFAULT_MODEL
 
-    results = evaluate(args.model or DEFAULT_MODEL, n=args.n, seed=args.seed, calibration=args.calibration)
+    if args.real:
+        from vision.real import evaluate_image_set
+
+        results = evaluate_image_set(args.model or DEFAULT_MODEL, args.real, calibration=args.calibration)
+    else:
+        results = evaluate(args.model or DEFAULT_MODEL, n=args.n, seed=args.seed, calibration=args.calibration)
     print_evaluation(results)
     if args.json:
         from dexhand.report import write_json
 
         write_json(args.json, results)
+    return 0
+
+
+def cmd_render_set(args: argparse.Namespace) -> int:
+    from sim.scene import VISION_CAMERAS
+    from vision.config import GenConfig
+    from vision.data import generate_samples
+    from vision.real import write_image_set
+
+    s = generate_samples(GenConfig(randomize=not args.no_randomization), args.seed, args.n)
+    write_image_set(args.out, s["images"], s["pos"], s["quat"], VISION_CAMERAS)
+    print(f"wrote {args.n} samples to {args.out} (labels.csv + one folder of camera images per sample)")
     return 0
 
 
@@ -195,8 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--calibration", type=Path, help="calibration YAML the cameras were set from")
+    p.add_argument("--real", type=Path, metavar="DIR",
+                   help="score a labelled set of image files instead (DIR/labels.csv + DIR/<sample>/<camera>.png; "
+                        "see vision/real.py and vision/models/README.md)")
     p.add_argument("--json", type=Path)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("render-set", help="write rendered samples as an image-file set (the --real layout)",
+                       description="Render N randomized samples at the cameras' size and write them as "
+                                   "DIR/labels.csv + DIR/<sample>/<camera>.png, the layout of a real labelled set, "
+                                   "so `dexhand vision eval --real DIR` can be checked end to end on renders.")
+    p.add_argument("--n", type=int, default=20)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=5000)
+    p.add_argument("--no-randomization", action="store_true")
+    p.set_defaults(func=cmd_render_set)
 
     p = sub.add_parser("calibrate", help="OpenCV checkerboard calibration -> intrinsics/distortion YAML",
                        description="Without --images: render a checkerboard in front of each vision camera in "
