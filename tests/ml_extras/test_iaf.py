@@ -208,3 +208,13 @@ def test_early_stopping_keeps_the_best_validation_epoch():
     assert len(seen) == 11  # epochs at full KL weight
     assert model.best_epoch == 2 + int(torch.tensor(seen).argmax())
     assert _valid_elbo(model, valid) == pytest.approx(max(seen), abs=1e-4)
+
+
+def test_iaf_claims_per_data_set():
+    from ml_extras.iaf.claims import iaf_claims
+
+    mnist = _toy_iaf()["images"]
+    fashion = [{**r, "experiment": "fashion (784 px)"} for r in _toy_iaf(iaf_ll=-87.0)["images"]]
+    claims = iaf_claims({"images": mnist + fashion})
+    assert [c["holds"] for c in claims] == [True, True, True, True, True, False]
+    assert claims[3]["claim"].startswith("fashion")
