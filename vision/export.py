@@ -53,7 +53,8 @@ def export_onnx(checkpoint: Path, out: Path, command: str = "") -> Path:
         "n_train": ck.get("n_train"),
         "data": ck.get("data"),
         "train_config": ck["config"],
-        "command": command or ck.get("command", ""),
+        "command": ck.get("command") or command,  # what trained it
+        "exported_by": command,
     }
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     return out
