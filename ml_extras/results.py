@@ -216,6 +216,8 @@ def markdown_claims(result: Mapping[str, Any]) -> str:
 def json_compact(value: Any) -> str:
     """Figures as short text: floats to 4 significant digits."""
     if isinstance(value, Mapping):
+        if len(value) > 8:
+            return f"{len(value)} values, see the JSON"
         return ", ".join(f"{k} {json_compact(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(json_compact(v) for v in value) + "]"
