@@ -61,6 +61,7 @@ class TrainConfig:
     # "flatten": strided conv stack, final map flattened (channels/strides: one conv each)
     arch: str = "flatten"
     keypoints: int = 32  # spatial-softmax maps per camera (arch=keypoints)
+    keypoint_level: int = -1  # stage whose resolution the keypoint maps have (-1: the last; 1: e.g. 24x24 at 96)
     channels: tuple[int, ...] = (16, 32, 64, 64, 128)
     strides: tuple[int, ...] = (2, 2, 2, 2, 2)
     feature_dim: int = 128

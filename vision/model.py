@@ -73,10 +73,12 @@ class SpatialSoftmax(nn.Module):
 class KeypointTrunk(nn.Module):
     """Stem (conv 5x5 stride strides[0], conv 3x3 stride 2: Dactyl's conv + max-pool at a quarter of the
     cost) to channels[0], then one ResBlock per further (channels[i], strides[i]); the final map feeds a
-    1x1 conv to ``keypoints`` maps -> spatial softmax, and a global average pool; both -> FC feature_dim."""
+    1x1 conv to ``keypoints`` maps -> spatial softmax, and a global average pool; both -> FC feature_dim.
+    ``keypoint_level`` picks the stage whose (finer) resolution the keypoint maps have: the final map is
+    projected (1x1) to that stage's width, upsampled and added to it (-1: the final map itself)."""
 
     def __init__(self, net_size: int, channels: tuple[int, ...], strides: tuple[int, ...], feature_dim: int,
-                 keypoints: int) -> None:
+                 keypoints: int, keypoint_level: int = -1) -> None:
         super().__init__()
         if len(strides) != len(channels):
             raise ValueError(f"{len(channels)} stages but {len(strides)} strides")
@@ -84,28 +86,50 @@ class KeypointTrunk(nn.Module):
         layers = [nn.Conv2d(3, c0, 5, stride=strides[0], padding=2, bias=False), nn.BatchNorm2d(c0),
                   nn.ReLU(inplace=True),
                   nn.Conv2d(c0, c0, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)]
-        s = net_size // strides[0] // 2
+        sizes = [net_size // strides[0] // 2]
         for c_in, c, stride in zip(channels[:-1], channels[1:], strides[1:]):
             layers.append(ResBlock(c_in, c, stride))
-            s //= stride
+            sizes.append(sizes[-1] // stride)
+        n_stages = len(channels)
+        level = keypoint_level % n_stages
         self.conv = nn.Sequential(*layers)
-        self.keypoints = nn.Conv2d(channels[-1], keypoints, 1)
-        self.softmax = SpatialSoftmax(s, s)
+        # the stem is layers[0:6]; stage i > 0 is layers[5 + i]
+        self.level = level
+        self.n_stages = n_stages
+        if level == n_stages - 1:
+            self.lateral = None
+            self.keypoints = nn.Conv2d(channels[-1], keypoints, 1)
+        else:  # finer keypoints: the deep map, projected by a 1x1 conv and upsampled, plus the finer stage (FPN-style)
+            self.lateral = nn.Conv2d(channels[-1], channels[level], 1)
+            self.keypoints = nn.Sequential(nn.ReLU(), nn.Conv2d(channels[level], keypoints, 1))
+        self.softmax = SpatialSoftmax(sizes[level], sizes[level])
         self.fc = nn.Sequential(nn.Linear(2 * keypoints + channels[-1], feature_dim), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.conv(x)
-        return self.fc(torch.cat([self.softmax(self.keypoints(f)), f.mean((2, 3))], -1))
+        if self.lateral is None:
+            f = self.conv(x)
+            maps = self.keypoints(f)
+        else:
+            f = self.conv[:6](x)
+            fine = f if self.level == 0 else None
+            for i in range(1, self.n_stages):
+                f = self.conv[5 + i](f)
+                if i == self.level:
+                    fine = f
+            top = nn.functional.interpolate(self.lateral(f), size=fine.shape[-2:], mode="nearest")
+            maps = self.keypoints(fine + top)
+        return self.fc(torch.cat([self.softmax(maps), f.mean((2, 3))], -1))
 
 
 class PoseNet(nn.Module):
     def __init__(self, n_cams: int = 3, net_size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 64, 128),
                  strides: tuple[int, ...] = (2, 2, 2, 2, 2), feature_dim: int = 128, hidden: int = 256,
-                 arch: str = "flatten", keypoints: int = 32) -> None:
+                 arch: str = "flatten", keypoints: int = 32, keypoint_level: int = -1) -> None:
         super().__init__()
         self.n_cams = n_cams
         if arch == "keypoints":
-            self.trunk = KeypointTrunk(net_size, tuple(channels), tuple(strides), feature_dim, keypoints)
+            self.trunk = KeypointTrunk(net_size, tuple(channels), tuple(strides), feature_dim, keypoints,
+                                       keypoint_level)
         elif arch == "flatten":
             self.trunk = Trunk(net_size, tuple(channels), tuple(strides), feature_dim)
         else:

@@ -231,7 +231,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 def build_model(cfg: TrainConfig, n_cams: int = 3) -> PoseNet:
     return PoseNet(n_cams, cfg.net_size, cfg.channels, cfg.strides, cfg.feature_dim, cfg.hidden,
-                   arch=cfg.arch, keypoints=cfg.keypoints)
+                   arch=cfg.arch, keypoints=cfg.keypoints, keypoint_level=cfg.keypoint_level)
 
 
 class ProgressSchedule:

@@ -167,12 +167,12 @@ def test_generation_at_network_resolution_is_the_runtime_pipeline(tmp_path):
         generate_dataset(apply_overrides(net_cfg, ["crop=0.8"]), tmp_path / "d", n=4, seed=1, workers=1)
 
 
-def _checkpoint(tmp_path, net_size=32, input_size=64):
+def _checkpoint(tmp_path, net_size=32, input_size=64, level=-1):
     """An untrained keypoint model saved as train() saves it."""
     from sim.configio import to_dict
     from vision.train import build_model
 
-    cfg = apply_overrides(TrainConfig(), [*KP, f"net_size={net_size}"])
+    cfg = apply_overrides(TrainConfig(), [*KP, f"net_size={net_size}", f"keypoint_level={level}"])
     torch.manual_seed(1)
     model = build_model(cfg).eval()
     path = tmp_path / "best.pt"
@@ -182,11 +182,14 @@ def _checkpoint(tmp_path, net_size=32, input_size=64):
     return path
 
 
-def test_keypoint_model_exports_to_onnx_and_matches_torch(tmp_path):
+@pytest.mark.parametrize("level", [-1, 1])
+def test_keypoint_model_exports_to_onnx_and_matches_torch(tmp_path, level):
     from vision.export import export_onnx, load_checkpoint, torch_outputs
     from vision.runtime import PoseEstimator
 
-    onnx_path = export_onnx(_checkpoint(tmp_path), tmp_path / "m.onnx")
+    onnx_path = export_onnx(_checkpoint(tmp_path, level=level), tmp_path / "m.onnx")
+    if level == 1:  # keypoint maps at the finer stage: 32 px / 2 / 2 = 8x8 instead of 4x4
+        assert load_checkpoint(tmp_path / "best.pt")[0].trunk.softmax.grid.shape == (64, 2)
     model, _ = load_checkpoint(tmp_path / "best.pt")
     est = PoseEstimator.load(onnx_path)
     rng = np.random.default_rng(0)
