@@ -53,6 +53,13 @@ def ratio_at_least(a: float, b: float, ratio: float) -> bool:
     return bool(float(a) / float(b) >= ratio)
 
 
+def binomial_se(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on n test items: the noise a 'beats' must exceed."""
+    if n < 1 or not 0.0 <= float(accuracy) <= 1.0:
+        raise ValueError(f"binomial_se needs n >= 1 and an accuracy in [0, 1], got {accuracy}, {n}")
+    return math.sqrt(float(accuracy) * (1.0 - float(accuracy)) / n)
+
+
 def all_of(flags: Sequence[bool]) -> bool:
     """Every flag holds (and there is at least one)."""
     return bool(len(flags) > 0 and all(bool(f) for f in flags))

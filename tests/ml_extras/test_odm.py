@@ -150,7 +150,7 @@ def _toy_odm(odm=0.85, sup_all=0.9, odm5=0.8, sup5=0.7, odm_ft=0.5, ft=0.4, src=
            {"arm": "supervised-5/class", "test_acc": sup5}, {"arm": "odm+5/class", "test_acc": odm5}]
     adapt = [{"arm": "source-only", "target_test_acc": src}, {"arm": "fine-tune on 6 shots", "target_test_acc": ft},
              {"arm": "fine-tune 6 shots + ODM", "target_test_acc": odm_ft}]
-    return {"sequences": seq, "adaptation": adapt}
+    return {"sequences": seq, "adaptation": adapt, "adapt_settings": {"n_test": 800}}
 
 
 def test_odm_claims_follow_the_figures(tmp_path):
@@ -162,5 +162,7 @@ def test_odm_claims_follow_the_figures(tmp_path):
     assert not odm_claims(_toy_odm(odm=0.5))[0]["holds"]
     assert not odm_claims(_toy_odm(odm5=0.6))[1]["holds"]
     assert not odm_claims(_toy_odm(odm_ft=0.35))[2]["holds"]
+    assert not odm_claims(_toy_odm(odm_ft=0.41))[2]["holds"]  # within noise: 2 SE at n=800 is 0.035
+    assert adapt["figures"]["margin"] == pytest.approx(2 * (0.4 * 0.6 / 800) ** 0.5)
     assert len(odm_claims({"sequences": _toy_odm()["sequences"]})) == 2  # adaptation not run
     assert plot(_toy_odm(), tmp_path / "o.png").exists()

@@ -18,6 +18,9 @@ def test_predicates_decide_by_the_figures():
     assert R.not_worse(102.0, 100.0, tol=5.0, higher_is_better=False)
     assert not R.not_worse(110.0, 100.0, tol=5.0, higher_is_better=False)
     assert R.ratio_at_least(3.0, 1.5, 2.0) and not R.ratio_at_least(2.9, 1.5, 2.0)
+    assert R.binomial_se(0.5, 100) == pytest.approx(0.05)
+    with pytest.raises(ValueError):
+        R.binomial_se(0.5, 0)
     assert R.all_of([True, np.bool_(True)]) and not R.all_of([True, False]) and not R.all_of([])
     with pytest.raises(ValueError):
         R.ratio_at_least(1.0, 0.0, 1.0)
