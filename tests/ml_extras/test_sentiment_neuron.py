@@ -305,7 +305,8 @@ def _toy_sentiment(c11=0.60, c232=0.72, bow_all=0.725, single=0.66):
 
     curve = [row(11, c11, 0.55), row(232, c232, 0.65), row(5000, 0.80, bow_all)]
     unit = {"unit": 7, "single_unit_test_accuracy": single, "full_probe_test_accuracy": 0.80, "nonzero_weights": 30}
-    return {"label_curve": curve, "best_unit": {"mlstm_c": unit, "mlstm_h": unit}}
+    return {"label_curve": curve, "best_unit": {"mlstm_c": unit, "mlstm_h": unit}, "majority_test_acc": 0.5,
+            "split_sizes": {"test": 2000}}
 
 
 def test_sentiment_claims_follow_the_figures(tmp_path) -> None:
@@ -317,6 +318,9 @@ def test_sentiment_claims_follow_the_figures(tmp_path) -> None:
     assert not sentiment_claims(_toy_sentiment(c11=0.5))[0]["holds"]
     assert not sentiment_claims(_toy_sentiment(c232=0.70))[1]["holds"]
     assert not sentiment_claims(_toy_sentiment(single=0.64))[2]["holds"]  # 0.14 < half of 0.30
+    majority = {**_toy_sentiment(single=0.578), "majority_test_acc": 0.578}
+    majority["best_unit"]["mlstm_c"]["full_probe_test_accuracy"] = 0.578  # a probe stuck on one class
+    assert not sentiment_claims(majority)[2]["holds"]
     with pytest.raises(KeyError):
         sentiment_claims(_toy_sentiment(), few=(11, 100))
     assert plot(_toy_sentiment(), tmp_path / "s.png").exists()
