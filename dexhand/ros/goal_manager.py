@@ -25,7 +25,7 @@ class GoalManagerNode:
 
         self.rospy, self.TaskStatus = rospy, TaskStatus
         self.core = GoalManagerCore(config)
-        self.min_confidence = float(rospy.get_param("~min_confidence", 0.5))
+        self.min_confidence = float(rospy.get_param("~min_confidence", 0.2))
         self.lock = threading.Lock()
         self.pub = rospy.Publisher("dexhand/task_status", TaskStatus, queue_size=10, latch=True)
         rospy.Subscriber(rospy.get_param("~cube_pose_topic", "dexhand/cube_pose"), PoseWithCovarianceStamped, self.on_pose,
