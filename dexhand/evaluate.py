@@ -138,7 +138,19 @@ _WORKER: dict[str, Any] = {}  # each worker process's env and policy, built once
 
 
 def _init_worker(make_policy: Callable[[], Any], overrides: list[str], vision: bool) -> None:
+    _exit_with_parent()
     _WORKER["env"], _WORKER["policy"] = _episode_env(make_policy(), overrides, vision)
+
+
+def _exit_with_parent() -> None:
+    """A killed ``dexhand eval`` must not leave its workers computing: Linux sends them SIGTERM too."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers end when their queue closes
+        pass
 
 
 def _worker_episode(seed: int, max_steps: int) -> EpisodeResult:
