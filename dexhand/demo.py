@@ -21,6 +21,26 @@ class EpisodeResult:
     sim_unstable: bool
     seconds_per_success: list[float] = field(default_factory=list)
     act_seconds: list[float] = field(default_factory=list)  # wall time of each policy.act call
+    end: str = ""  # why it ended: one of END_REASONS
+
+
+# Why an episode ends: the task's own ends (a drop, the success cap, a goal not reached in time, the
+# episode's step cap), an unstable simulation, or the caller's ``max_steps``.
+END_REASONS = ("drop", "max_successes", "goal_timeout", "episode_cap", "sim_unstable", "max_steps")
+
+
+def end_reason(env, info: dict, ended: bool, steps: int) -> str:
+    """Which of END_REASONS ended an episode (the figure that says what a controller fails at)."""
+    if not ended:
+        return "max_steps"
+    if info["sim_unstable"]:
+        return "sim_unstable"
+    if info["dropped"]:
+        return "drop"
+    cfg = env.unwrapped.cfg
+    if info["consecutive_successes"] >= cfg.task.max_consecutive_successes:
+        return "max_successes"
+    return "episode_cap" if steps >= cfg.max_episode_steps else "goal_timeout"
 
 
 def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWriter | None = None,
@@ -32,7 +52,7 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
     policy.reset()
     period = env.unwrapped.cfg.scene.control_period
     last_success_step, times = 0, []
-    dropped = unstable = False
+    dropped = unstable = ended = False
     steps = 0
     act_seconds = []
     for steps in range(1, max_steps + 1):
@@ -49,9 +69,10 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
                 f"successes {info['consecutive_successes']}  rot. dist {np.degrees(info['rotation_distance']):5.1f} deg",
             ]))
         if terminated or truncated:
-            dropped, unstable = info["dropped"], info["sim_unstable"]
+            dropped, unstable, ended = info["dropped"], info["sim_unstable"], True
             break
-    return EpisodeResult(info["consecutive_successes"], steps, dropped, unstable, times, act_seconds)
+    return EpisodeResult(info["consecutive_successes"], steps, dropped, unstable, times, act_seconds,
+                         end_reason(env, info, ended, steps))
 
 
 def bind_to_env(policy: Policy, env) -> Policy:

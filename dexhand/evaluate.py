@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dexhand.demo import EpisodeResult, bind_to_env, run_episode
+from dexhand.demo import END_REASONS, EpisodeResult, bind_to_env, run_episode
 from dexhand.report import format_table, write_json
 
 
@@ -94,6 +94,7 @@ class EvalReport:
     seed: int | None = None  # episode k ran on env seed 10**6 + seed + k
     max_steps: int | None = None  # episodes were truncated here
     steps: list[int] | None = None  # control steps each episode lasted
+    ends: dict[str, int] | None = None  # how many episodes ended for each reason (dexhand.demo.END_REASONS)
 
     @classmethod
     def load(cls, path: Path) -> EvalReport:
@@ -118,6 +119,7 @@ def summarize(results: list[EpisodeResult], goal_mode: str, randomization: bool,
         seconds_per_success=float(np.mean(times)) if times else None, successes=s.tolist(), wall_seconds=wall,
         act_ms_mean=float(act_ms.mean()), act_ms_p99=float(np.percentile(act_ms, 99)),
         steps=[r.steps for r in results],
+        ends={reason: n for reason in END_REASONS if (n := sum(r.end == reason for r in results))},
     )
 
 

@@ -1,8 +1,8 @@
 """The planner's configuration: search method, plan shape, rollout model and named cost weights.
 
 Loads from YAML like every config here (``sim.configio.load_yaml(PlannerConfig, path, overrides)``);
-``dexhand/configs/mpc.yaml`` is the shipped real-time setting, ``mpc_teacher.yaml`` the slower one
-that labels distillation data.
+``dexhand/configs/planner/realtime.yaml`` is the shipped real-time setting, ``teacher.yaml`` beside it
+the slower one that labels distillation data.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ def test_every_step_a_success_gives_fifty_consecutive_successes(tmp_path):
     assert report.successes == [50, 50, 50]
     assert report.median == 50 and report.p25 == 50 and report.max == 50 and report.drop_rate == 0
     assert report.seconds_per_success == pytest.approx(0.08)
+    assert report.ends == {"max_successes": 3}
     save_report(report, tmp_path / "r.json", "hold")
     assert json.loads((tmp_path / "r.json").read_text())["median"] == 50
     assert plot_histogram(report, tmp_path / "h.png", "hold").stat().st_size > 1000
@@ -28,6 +29,7 @@ def test_immediate_drop_gives_zero_and_full_drop_rate():
     report = evaluate(HoldPolicy(), episodes=4, seed=0, progress=False,
                       overrides=["randomization.enabled=false", "task.drop_height=-1.0"])
     assert report.successes == [0, 0, 0, 0] and report.drop_rate == 1.0 and report.seconds_per_success is None
+    assert report.ends == {"drop": 4}
 
 
 def test_timeout_without_success():
@@ -36,6 +38,15 @@ def test_timeout_without_success():
                       overrides=["randomization.enabled=false", "task.success_threshold=1e-6",
                                  "task.goal_timeout_steps=5"])
     assert report.successes == [0, 0] and report.drop_rate == 0.0
+    assert report.ends == {"goal_timeout": 2} and report.steps == [5, 5]
+
+
+def test_end_reasons_tell_the_episode_cap_from_the_callers_step_cap():
+    common = ["randomization.enabled=false", "task.success_threshold=1e-6"]
+    capped = evaluate(HoldPolicy(), episodes=1, seed=0, progress=False, overrides=[*common, "max_episode_steps=7"])
+    assert capped.ends == {"episode_cap": 1} and capped.steps == [7]
+    cut = evaluate(HoldPolicy(), episodes=1, seed=0, progress=False, overrides=common, max_steps=4)
+    assert cut.ends == {"max_steps": 1} and cut.steps == [4]
 
 
 def test_worker_processes_run_the_same_episodes_as_one_process():
