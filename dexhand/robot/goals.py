@@ -26,7 +26,10 @@ def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None 
 
     ``max_angle`` < pi makes goals near ``current`` (a curriculum's easy stages): "z" yaws by an angle
     of magnitude in [min_angle, max_angle], "full" turns about a random axis by such an angle;
-    "faces" ignores it; "face_up" limited is a limited yaw. At pi every mode is Dactyl's distribution.
+    "faces" ignores it; "face_up" limited is a limited yaw. At pi every mode is Dactyl's distribution;
+    there "z" is a uniform yaw of ``upright(current)``: a yaw of ``current`` itself would hand on the
+    cube's tilt at each success (up to the success threshold, 23 degrees) and let it random-walk over
+    an episode, goals no longer face up that the hand must hold tilted.
     """
     base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
     limited = max_angle < np.pi
@@ -46,9 +49,24 @@ def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None 
         yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
         return rotations.normalize(rotations.multiply(yaw, face))
     if mode in ("z", "face_up"):
+        if not limited:  # Dactyl's z goals keep a face up: the face nearest up now, with no tilt
+            base = upright(base)
         yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), angle if limited else rng.uniform(-np.pi, np.pi))
         return rotations.normalize(rotations.multiply(yaw, base))
     raise ValueError(f"unknown goal mode {mode!r}: use one of {', '.join(GOAL_MODES)}")
+
+
+def upright(quat: np.ndarray) -> np.ndarray:
+    """``quat`` turned by the smallest rotation that puts the cube face nearest up exactly up (yaw kept)."""
+    m = rotations.to_matrix(quat)
+    k = int(np.argmax(np.abs(m[2])))  # the cube axis nearest the world's vertical
+    up_axis = m[:, k] * np.sign(m[2, k])
+    axis = np.cross(up_axis, [0.0, 0.0, 1.0])
+    sin = float(np.linalg.norm(axis))
+    if sin < 1e-12:
+        return rotations.normalize(quat)
+    tilt = float(np.arctan2(sin, up_axis[2]))
+    return rotations.normalize(rotations.multiply(rotations.from_axis_angle(axis / sin, tilt), quat))
 
 
 def _unit(q: np.ndarray) -> np.ndarray:

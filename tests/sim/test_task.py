@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from dexhand.robot.goals import upright
 from sim import rotations
 from sim.config import TaskConfig
 from sim.task import FACE_ORIENTATIONS, TaskState, evaluate_step, sample_goal
@@ -60,10 +61,14 @@ def test_goal_timeout_truncates():
 def test_goal_modes():
     rng = np.random.default_rng(0)
     current = rotations.random_uniform(rng)
+    upright_now = upright(current)
     for _ in range(20):
         z_goal = sample_goal("z", rng, current)
-        # A yaw about world z keeps the cube's z-axis direction in the world.
-        np.testing.assert_allclose(rotations.to_matrix(z_goal)[2], rotations.to_matrix(current)[2], atol=1e-9)
+        # A face exactly up, the one nearest up now: a yaw about world z of the upright cube.
+        up = rotations.to_matrix(z_goal)[2]
+        k = int(np.argmax(np.abs(rotations.to_matrix(current)[2])))
+        assert abs(up[k]) == pytest.approx(1.0) and np.sign(up[k]) == np.sign(rotations.to_matrix(current)[2, k])
+        np.testing.assert_allclose(up, rotations.to_matrix(upright_now)[2], atol=1e-9)
         face = sample_goal("faces", rng)
         assert np.min(rotations.distance(face[None], FACE_ORIENTATIONS)) < 1e-9
     full = np.array([sample_goal("full", rng) for _ in range(2000)])
@@ -71,6 +76,18 @@ def test_goal_modes():
     assert rotations.distance(full, IDENTITY).mean() == pytest.approx(np.pi / 2 + 2 / np.pi, abs=0.05)
     with pytest.raises(ValueError, match="goal mode"):
         sample_goal("sideways", rng)
+
+
+def test_upright_removes_only_the_tilt():
+    rng = np.random.default_rng(5)
+    for face in FACE_ORIENTATIONS[:6]:
+        yawed = rotations.multiply(rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-3, 3)), face)
+        np.testing.assert_allclose(rotations.distance(upright(yawed), yawed), 0.0, atol=1e-6)  # already up
+        tilt = rotations.from_axis_angle(np.array([1.0, 0.5, 0.0]) / np.sqrt(1.25), 0.35)
+        tilted = rotations.multiply(tilt, yawed)
+        # Back to the same face-up orientation, by the tilt's angle and no more.
+        assert rotations.distance(upright(tilted), yawed) < 1e-6
+        assert rotations.distance(upright(tilted), tilted) == pytest.approx(0.35, abs=1e-6)
 
 
 def test_near_goals_lie_between_the_min_and_max_angle_of_the_cube():
