@@ -188,7 +188,7 @@ def evaluate(policy: Any, episodes: int, seed: int, overrides: list[str], max_st
         bar.update()
         if not progress:  # logs get one line per episode instead of a bar
             print(f"[eval] episode {ep + 1}/{episodes}: {r.consecutive_successes} consecutive successes in "
-                  f"{r.steps} steps{', dropped' if r.dropped else ''}", flush=True)
+                  f"{r.steps} steps, ended by {r.end}", flush=True)
 
     if workers == 1:
         for ep, s in enumerate(seeds):
