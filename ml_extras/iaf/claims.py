@@ -9,6 +9,11 @@ from typing import Any
 
 from ml_extras.results import all_of, claim, greater, less, save_figure
 
+# A higher test ELBO or log-likelihood counts only by at least this much (nats per image): a quarter of
+# the paper's gain on MNIST (-79.1 vs -81.0 nats). A set gap, not a measured noise level; without it a
+# 0.1-nat difference (Fashion-MNIST's ELBO, 2026-12-03) passed for the paper's result.
+MIN_GAIN_NATS = 0.5
+
 
 def _image_row(rows: list[dict[str, Any]], posterior: str) -> dict[str, Any]:
     found = [r for r in rows if r["posterior"] == posterior]
@@ -49,12 +54,14 @@ def _image_claims(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
               f"log-likelihood ({key[5:]}) than the diagonal Gaussian's",
               less(iaf["gap_nats"], diag["gap_nats"]),
               {"iaf_gap_nats": iaf["gap_nats"], "diag_gap_nats": diag["gap_nats"]}),
-        claim(f"{data}: the IAF posterior reaches a higher test ELBO than the diagonal Gaussian",
-              greater(iaf["test_elbo"], diag["test_elbo"]),
+        claim(f"{data}: the IAF posterior reaches a higher test ELBO than the diagonal Gaussian "
+              f"(by more than {MIN_GAIN_NATS} nats)",
+              greater(iaf["test_elbo"], diag["test_elbo"], margin=MIN_GAIN_NATS),
               {"iaf_test_elbo": iaf["test_elbo"], "diag_test_elbo": diag["test_elbo"],
                "iaf_train_elbo": iaf["train_elbo"], "diag_train_elbo": diag["train_elbo"]}),
-        claim(f"{data}: the IAF model reaches a higher test log-likelihood ({key[5:]}) than the diagonal Gaussian",
-              greater(iaf[key], diag[key]),
+        claim(f"{data}: the IAF model reaches a higher test log-likelihood ({key[5:]}) than the diagonal Gaussian "
+              f"(by more than {MIN_GAIN_NATS} nats)",
+              greater(iaf[key], diag[key], margin=MIN_GAIN_NATS),
               {"iaf_test_ll": iaf[key], "diag_test_ll": diag[key]}),
     ]
 

@@ -179,6 +179,9 @@ def test_iaf_claims_follow_the_figures(tmp_path):
     assert not iaf_claims(_toy_iaf(iaf_gap=7.0))[0]["holds"]
     assert not iaf_claims(_toy_iaf(iaf_elbo=-93.0))[1]["holds"]
     assert not iaf_claims(_toy_iaf(iaf_ll=-86.5))[2]["holds"]
+    # A gain inside MIN_GAIN_NATS is not the paper's result.
+    assert not iaf_claims(_toy_iaf(iaf_elbo=-91.9))[1]["holds"]
+    assert not iaf_claims(_toy_iaf(iaf_ll=-85.9))[2]["holds"]
     assert not iaf_claims(_toy_iaf(iaf_kl=0.6))[3]["holds"]
     assert len(iaf_claims({"images": _toy_iaf()["images"]})) == 3
     assert plot(_toy_iaf(), tmp_path / "i.png").exists()
