@@ -320,6 +320,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             kwargs["address"] = args.address
     elif args.actors or args.address:
         raise SystemExit("dexhand: --actors and --address apply to 'dexhand bench scale' only")
+    if args.pose_source is not None:
+        if args.what != "ros":
+            raise SystemExit("dexhand: --pose-source applies to 'dexhand bench ros' only")
+        kwargs["pose_source"] = args.pose_source
     results = bench.run(**kwargs)
     bench.print_results(results)
     write_json(args.json, results)
@@ -488,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=sorted(BENCHMARKS))
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--n-envs", type=int, default=None, help="envs in the batched measurement (default 4 x cores)")
+    p.add_argument("--pose-source", choices=("gt", "estimator"), default=None,
+                   help="ros: the cube pose from the simulator (gt, default) or from the cameras through the "
+                        "shipped pose CNN (estimator)")
     p.add_argument("--actors", type=_actor_counts, default=None,
                    help="scale: actor counts to measure, e.g. 1,2,4,8,16 (default 1, 2, 4, ... up to the cores)")
     p.add_argument("--address", default=None, help="scale: a running Ray cluster's address (default: start one here)")

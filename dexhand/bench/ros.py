@@ -21,14 +21,29 @@ NODES = ("/sim_hand", "/hand_driver", "/policy", "/goal_manager")
 SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "models" / "policy.onnx"
 
 
-def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0) -> dict[str, Any]:
-    """Run the simulated rig; ``policy`` defaults to the shipped ONNX policy (else 'random')."""
+SHIPPED_ESTIMATOR = Path(__file__).resolve().parents[2] / "vision" / "models" / "pose_cnn.onnx"
+
+
+def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
+        pose_source: str = "gt") -> dict[str, Any]:
+    """Run the simulated rig; ``policy`` defaults to the shipped ONNX policy (else 'random').
+
+    ``pose_source`` 'estimator' closes the loop through the cameras and the shipped pose CNN
+    instead of the simulator's cube pose."""
     if policy is None:
         policy = str(SHIPPED_POLICY) if SHIPPED_POLICY.is_file() else "random"
+    if pose_source not in ("gt", "estimator"):
+        raise ValueError(f"pose_source: 'gt' or 'estimator', got {pose_source!r}")
+    nodes, args = NODES, []
+    if pose_source == "estimator":
+        if not SHIPPED_ESTIMATOR.is_file():
+            raise FileNotFoundError(f"pose_source estimator: no vision model at {SHIPPED_ESTIMATOR}")
+        nodes = (*NODES, "/pose_estimator")
+        args = ["pose_source:=estimator", f"estimator_model:={SHIPPED_ESTIMATOR}"]
     from dexhand.ros.launcher import sim_demo
 
-    with sim_demo(policy, NODES, prefix="dexhand-bench-ros-") as (_, home):
-        return _measure(seconds, warmup, policy, home)
+    with sim_demo(policy, nodes, prefix="dexhand-bench-ros-", launch_args=args) as (_, home):
+        return {**_measure(seconds, warmup, policy, home), "pose_source": pose_source}
 
 
 def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str, Any]:
@@ -108,4 +123,5 @@ def print_results(r: dict[str, Any]) -> None:
         {"figure": "goals reached (successes) during the run", "value": r["goals_reached"]},
         {"figure": "driver state at end / rejected actions", "value": f"{r['driver_state']} / {r['rejected_actions']}"},
     ]
-    print(format_table(rows, title=f"dexhand bench ros: sim_demo.launch, policy {r['policy']}, {r['seconds']:.0f} s"))
+    print(format_table(rows, title=f"dexhand bench ros: sim_demo.launch, policy {r['policy']}, "
+                                   f"pose {r.get('pose_source', 'gt')}, {r['seconds']:.0f} s"))

@@ -140,13 +140,15 @@ def wait_for_nodes(master_uri: str, nodes: Iterable[str], timeout: float, launch
 
 
 @contextlib.contextmanager
-def sim_demo(policy: str, nodes: Iterable[str], prefix: str = "dexhand-rig-") -> Iterator[tuple[RosMaster, Path]]:
-    """A private master and ``sim_demo.launch`` with ``policy``, up once ``nodes`` run; torn down after."""
+def sim_demo(policy: str, nodes: Iterable[str], prefix: str = "dexhand-rig-",
+             launch_args: Iterable[str] = ()) -> Iterator[tuple[RosMaster, Path]]:
+    """A private master and ``sim_demo.launch`` with ``policy`` (and ``launch_args``, e.g.
+    ``pose_source:=estimator``), up once ``nodes`` run; torn down after."""
     check_workspace()
     home = Path(tempfile.mkdtemp(prefix=prefix))
     master = RosMaster(home)
     master.apply_env()
-    launch = roslaunch(master.env, "sim_demo.launch", [f"policy:={policy}"], log=home / "roslaunch.log")
+    launch = roslaunch(master.env, "sim_demo.launch", [f"policy:={policy}", *launch_args], log=home / "roslaunch.log")
     try:
         wait_for_nodes(master.uri, nodes, timeout=90, launch=launch)
         yield master, home

@@ -27,3 +27,15 @@ def test_bad_override_is_one_clear_line(tmp_path):
     )
     assert out.returncode == 2
     assert "task.goal_mod" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_flags_for_one_benchmark_are_refused_elsewhere_and_checked():
+    import pytest
+
+    from dexhand.bench import ros
+    from dexhand.cli import main
+
+    with pytest.raises(SystemExit, match="--pose-source applies to 'dexhand bench ros' only"):
+        main(["bench", "policy", "--pose-source", "estimator"])
+    with pytest.raises(ValueError, match="pose_source"):
+        ros.run(seconds=1, pose_source="lidar")
