@@ -29,7 +29,7 @@ def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None 
     "faces" ignores it; "face_up" limited is a limited yaw. At pi every mode is Dactyl's distribution;
     there "z" is a uniform yaw of ``upright(current)``: a yaw of ``current`` itself would hand on the
     cube's tilt at each success (up to the success threshold, 23 degrees) and let it random-walk over
-    an episode, goals no longer face up that the hand must hold tilted.
+    an episode: goals with no face up, which the hand would have to hold tilted.
     """
     base = np.array([1.0, 0.0, 0.0, 0.0]) if current is None else rotations.normalize(current)
     limited = max_angle < np.pi
@@ -49,7 +49,7 @@ def sample_goal(mode: str, rng: np.random.Generator, current: np.ndarray | None 
         yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), rng.uniform(-np.pi, np.pi))
         return rotations.normalize(rotations.multiply(yaw, face))
     if mode in ("z", "face_up"):
-        if not limited:  # Dactyl's z goals keep a face up: the face nearest up now, with no tilt
+        if not limited:  # z goals keep a face up, as gymnasium-robotics' RotateZ: the one nearest up now
             base = upright(base)
         yaw = rotations.from_axis_angle(np.array([0.0, 0.0, 1.0]), angle if limited else rng.uniform(-np.pi, np.pi))
         return rotations.normalize(rotations.multiply(yaw, base))
