@@ -85,15 +85,49 @@ class RosMaster:
         self.log.close()
 
 
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after "pid (comm)": state, ppid, ..., starttime at index 19."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone, or not Linux
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every process below ``pid`` as (pid, start time): the start time tells a reused pid apart."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields:
+            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
-    """Signal a process started with start_new_session=True, escalate to SIGKILL of its group."""
+    """Signal a process started with start_new_session=True, escalate to SIGKILL of its group.
+
+    roslaunch starts every node in a session of its own, so the escalation also kills the process's
+    descendants: a node slow to exit on SIGINT is not left running once roslaunch is killed."""
     if process.poll() is None:
+        below = descendants(process.pid)
         try:
             process.send_signal(sig)
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            below = sorted(set(below) | set(descendants(process.pid)))
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
+        for pid, start in below:  # still there, and the same process: roslaunch left it behind
+            fields = _stat(pid)
+            if fields and fields[19] == start:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
     return process.returncode
 
 

@@ -163,3 +163,39 @@ def test_a_node_that_fails_at_start_is_reported(ros_master):
                           env=ros_master.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "pose_estimator:" in done.stderr and ("vision" in done.stderr or "/nonexistent/model" in done.stderr)
+
+
+def test_stop_process_kills_descendants_in_sessions_of_their_own():
+    # roslaunch puts each node in its own session; killing roslaunch's group alone left them running.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dexhand.ros.launcher import descendants, stop_process
+
+    code = ("import os, signal, subprocess, sys, time\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+            "signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)'], start_new_session=True)\n"
+            "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not descendants(parent.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child, _), = descendants(parent.pid)
+    stop_process(parent, timeout=0.5)
+    time.sleep(0.2)
+    assert parent.poll() is not None
+    try:
+        os.kill(child, 0)
+        state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+        assert state == "Z", f"child {child} still running (state {state})"
+    except ProcessLookupError:
+        pass
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
