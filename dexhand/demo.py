@@ -17,11 +17,17 @@ from dexhand.video import VideoWriter, annotate
 class EpisodeResult:
     consecutive_successes: int
     steps: int
-    dropped: bool
-    sim_unstable: bool
+    end: str  # why it ended: one of END_REASONS
     seconds_per_success: list[float] = field(default_factory=list)
     act_seconds: list[float] = field(default_factory=list)  # wall time of each policy.act call
-    end: str = ""  # why it ended: one of END_REASONS
+
+    @property
+    def dropped(self) -> bool:
+        return self.end == "drop"
+
+    @property
+    def sim_unstable(self) -> bool:
+        return self.end == "sim_unstable"
 
 
 # Why an episode ends: the task's own ends (a drop, the success cap, a goal not reached in time, the
@@ -52,7 +58,7 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
     policy.reset()
     period = env.unwrapped.cfg.scene.control_period
     last_success_step, times = 0, []
-    dropped = unstable = ended = False
+    ended = False
     steps = 0
     act_seconds = []
     for steps in range(1, max_steps + 1):
@@ -69,10 +75,10 @@ def run_episode(env, policy: Policy, seed: int, max_steps: int, video: VideoWrit
                 f"successes {info['consecutive_successes']}  rot. dist {np.degrees(info['rotation_distance']):5.1f} deg",
             ]))
         if terminated or truncated:
-            dropped, unstable, ended = info["dropped"], info["sim_unstable"], True
+            ended = True
             break
-    return EpisodeResult(info["consecutive_successes"], steps, dropped, unstable, times, act_seconds,
-                         end_reason(env, info, ended, steps))
+    return EpisodeResult(info["consecutive_successes"], steps, end_reason(env, info, ended, steps), times,
+                         act_seconds)
 
 
 def bind_to_env(policy: Policy, env) -> Policy:

@@ -21,9 +21,6 @@ NODES = ("/sim_hand", "/hand_driver", "/policy", "/goal_manager")
 SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "models" / "policy.onnx"
 
 
-SHIPPED_ESTIMATOR = Path(__file__).resolve().parents[2] / "vision" / "models" / "pose_cnn.onnx"
-
-
 def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
         pose_source: str = "gt") -> dict[str, Any]:
     """Run the simulated rig; ``policy`` defaults to the shipped ONNX policy (else 'random').
@@ -36,10 +33,12 @@ def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
         raise ValueError(f"pose_source: 'gt' or 'estimator', got {pose_source!r}")
     nodes, args = NODES, []
     if pose_source == "estimator":
-        if not SHIPPED_ESTIMATOR.is_file():
-            raise FileNotFoundError(f"pose_source estimator: no vision model at {SHIPPED_ESTIMATOR}")
+        from vision.runtime.estimator import DEFAULT_MODEL
+
+        if not DEFAULT_MODEL.is_file():
+            raise FileNotFoundError(f"pose_source estimator: no vision model at {DEFAULT_MODEL}")
         nodes = (*NODES, "/pose_estimator")
-        args = ["pose_source:=estimator", f"estimator_model:={SHIPPED_ESTIMATOR}"]
+        args = ["pose_source:=estimator", f"estimator_model:={DEFAULT_MODEL}"]
     from dexhand.ros.launcher import sim_demo
 
     with sim_demo(policy, nodes, prefix="dexhand-bench-ros-", launch_args=args) as (_, home):

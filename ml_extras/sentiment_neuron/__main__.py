@@ -25,7 +25,8 @@ from ml_extras.sentiment_neuron.train import TrainConfig, init_output_from_unigr
 # (hidden, embed, steps, batch, window, lr, safety stop in seconds, label draws per budget)
 QUICK = dict(hidden=128, embed=32, steps=400, batch=32, window=64, lr=1.5e-2, max_seconds=60.0, repeats=2)
 # full: at lr 5e-3 the LM diverged between steps 250 and 500 (2.6 -> 4.5 bits/byte, the unigram
-# level) and every probe fell to the majority class; 1e-3 is the fix under test
+# level) and every probe fell to the majority class; at 1e-3 it trains (4.52 -> 2.18 bits/byte in
+# 2,251 steps, results/sentiment_neuron.json)
 FULL = dict(hidden=256, embed=64, steps=2500, batch=32, window=64, lr=1e-3, max_seconds=18 * 60.0, repeats=5)
 
 

@@ -168,6 +168,7 @@ def test_a_node_that_fails_at_start_is_reported(ros_master):
 def test_stop_process_kills_descendants_in_sessions_of_their_own():
     # roslaunch puts each node in its own session; killing roslaunch's group alone left them running.
     import os
+    import pathlib
     import signal
     import subprocess
     import sys
@@ -190,7 +191,7 @@ def test_stop_process_kills_descendants_in_sessions_of_their_own():
     assert parent.poll() is not None
     try:
         os.kill(child, 0)
-        state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+        state = pathlib.Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
         assert state == "Z", f"child {child} still running (state {state})"
     except ProcessLookupError:
         pass
