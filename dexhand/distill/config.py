@@ -49,7 +49,7 @@ class FitConfig:
     batch_size: int = 256
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
-    validation_fraction: float = 0.1
+    validation_fraction: float = 0.1  # of the shards, held out whole (every 10th)
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:

@@ -24,7 +24,7 @@ import numpy as np
 import torch as th
 
 from dexhand.distill.config import DistillConfig
-from dexhand.distill.shards import ShardWriter, load_shards, samples_by_iteration
+from dexhand.distill.shards import ShardWriter, held_out_shards, load_shards, samples_by_iteration
 from dexhand.plan import MpcController
 from dexhand.plan.configio import load_planner_config
 from dexhand.train import checkpoint
@@ -39,6 +39,7 @@ class FitResult:
     samples: int
     train_loss: float
     val_loss: float
+    val_explained: float  # 1 - val mse / label variance on held-out shards: how much of the teacher is learnt
     seconds: float
 
 
@@ -165,20 +166,22 @@ class Dagger:
         """Refit the student's mean action to the teacher's on every shard so far; save a checkpoint."""
         f = self.cfg.fit
         start = time.perf_counter()
-        obs, act, _ = load_shards(self.shard_dir)
+        samples = load_shards(self.shard_dir)
+        obs, act = samples.obs, samples.action
         if len(obs) < 2:
             raise ValueError(f"no distillation data in {self.shard_dir}")
         self.student.set_normalization(obs)
         x = th.as_tensor(self.student.normalize(obs), dtype=th.float32)
         y = th.as_tensor(np.clip(act, -1.0, 1.0), dtype=th.float32)
         gen = th.Generator().manual_seed(self.cfg.seed + iteration)
-        order = th.randperm(len(x), generator=gen)
-        n_val = int(len(x) * f.validation_fraction)
-        val, train = order[:n_val], order[n_val:]
+        held_out = th.as_tensor(held_out_shards(samples.shard, f.validation_fraction))
+        val, train = th.nonzero(held_out)[:, 0], th.nonzero(~held_out)[:, 0]
+        n_val = len(val)
+        label_variance = float(y[val].var(dim=0).mean()) if n_val > 1 else float("nan")
         params = self.student.parameters()
         opt = th.optim.AdamW(params, lr=f.learning_rate, weight_decay=f.weight_decay)
         sched = th.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=f.epochs)
-        train_loss = val_loss = float("nan")
+        train_loss = val_loss = val_explained = float("nan")
         th.set_num_threads(self.trainer.update_threads)
         for epoch in range(f.epochs):
             perm = train[th.randperm(len(train), generator=gen)]
@@ -195,17 +198,20 @@ class Dagger:
             if n_val:
                 with th.no_grad():
                     val_loss = float(th.nn.functional.mse_loss(self.student.mean_action(x[val]), y[val]))
+                val_explained = 1.0 - val_loss / max(label_variance, 1e-12)
             step = iteration * f.epochs + epoch
             self.tb.add_scalar("fit/train_mse", train_loss, step)
             self.tb.add_scalar("fit/val_mse", val_loss, step)
+            self.tb.add_scalar("fit/val_explained_variance", val_explained, step)
         th.set_num_threads(self.trainer.cfg.torch_threads)
         self.trainer.model.num_timesteps = len(obs)  # checkpoints are named by samples seen
         saved = self.trainer.save()
         self.state["fitted"].append(iteration)
         self._save_state()
-        result = FitResult(len(obs), train_loss, val_loss, time.perf_counter() - start)
+        result = FitResult(len(obs), train_loss, val_loss, val_explained, time.perf_counter() - start)
         print(f"[distill] iteration {iteration}: fit on {result.samples} samples, train mse {train_loss:.4f}, "
-              f"val mse {val_loss:.4f} ({result.seconds:.0f} s) -> {saved.path}", flush=True)
+              f"val mse {val_loss:.4f} on {n_val} held-out samples (explains {val_explained:.1%} of the "
+              f"teacher's label variance) ({result.seconds:.0f} s) -> {saved.path}", flush=True)
         return result
 
     # ------------------------------------------------------------------------------------- loop

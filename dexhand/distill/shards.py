@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+
+class Samples(NamedTuple):
+    obs: np.ndarray  # (n, obs_dim) the student's observations
+    action: np.ndarray  # (n, n_actions) the teacher's labels
+    iteration: np.ndarray  # (n,) the DAgger iteration that gathered each sample
+    shard: np.ndarray  # (n,) the shard each sample came from (consecutive steps share one)
 
 
 class ShardWriter:
@@ -46,20 +54,34 @@ def list_shards(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("shard_*.npz") if not p.name.endswith(".tmp.npz"))
 
 
-def load_shards(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All observations, teacher actions and the DAgger iteration of each sample."""
-    obs, act, it = [], [], []
-    for path in list_shards(folder):
+def load_shards(folder: Path) -> Samples:
+    """Every sample on disk, in the order it was gathered."""
+    obs, act, it, shard = [], [], [], []
+    for index, path in enumerate(list_shards(folder)):
         try:
             with np.load(path) as z:
                 obs.append(z["obs"])
                 act.append(z["action"])
                 it.append(np.full(len(z["obs"]), int(z["iteration"])))
+                shard.append(np.full(len(z["obs"]), index))
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"distillation shard {path} is unreadable ({exc}); delete it to go on") from exc
     if not obs:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(obs), np.concatenate(act), np.concatenate(it)
+        empty = np.zeros(0, np.int64)
+        return Samples(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), empty, empty)
+    return Samples(np.concatenate(obs), np.concatenate(act), np.concatenate(it), np.concatenate(shard))
+
+
+def held_out_shards(shard: np.ndarray, fraction: float) -> np.ndarray:
+    """A validation mask of whole shards (every round(1 / fraction)-th one).
+
+    Neighbouring control steps are nearly alike, so a random split would score the fit on copies of its
+    training samples; whole shards are stretches of trajectory that the fit never saw.
+    """
+    if fraction <= 0 or len(shard) == 0:
+        return np.zeros(len(shard), bool)
+    stride = max(2, round(1.0 / fraction))
+    return shard % stride == stride - 1
 
 
 def samples_by_iteration(folder: Path) -> dict[int, int]:

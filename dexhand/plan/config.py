@@ -48,6 +48,9 @@ class PlannerConfig:
     horizon: int = 6  # control steps (0.08 s each)
     n_knots: int = 3  # spline knots over the horizon; noise is drawn on knots, interpolated linearly
     noise_std: float = 0.3  # x half of each actuator's control range
+    # Noise on the first knot (the target sent now) as a fraction of noise_std. Below 1 the step sent
+    # is mostly what the last control step planned for it: smoother actions that a student can learn.
+    first_knot_noise: float = 1.0
     temperature: float = 0.1  # MPPI: softmax temperature, as a fraction of the cost spread
     # Distillation labels: the cost-weighted mean of the last iteration's plans at this temperature
     # (a fraction of the cost spread): a lower-variance target than the single best sample.
@@ -81,6 +84,8 @@ class PlannerConfig:
             raise ConfigError(f"n_knots: must be in [2, horizon + 1 = {self.horizon + 1}], got {self.n_knots}")
         if self.noise_std <= 0:
             raise ConfigError(f"noise_std: must be > 0, got {self.noise_std}")
+        if not 0.0 <= self.first_knot_noise <= 1.0:
+            raise ConfigError(f"first_knot_noise: must be in [0, 1], got {self.first_knot_noise}")
         if self.temperature <= 0 or self.label_temperature <= 0:
             raise ConfigError(f"temperature and label_temperature: must be > 0, got {self.temperature}, "
                               f"{self.label_temperature}")

@@ -93,6 +93,7 @@ class SamplingPlanner:
     def _candidates(self, start: np.ndarray, std: np.ndarray) -> np.ndarray:
         n = self.cfg.n_samples
         knot_noise = self.rng.normal(size=(n, self.cfg.n_knots, self.model.nu)) * std
+        knot_noise[:, 0] *= self.cfg.first_knot_noise
         knot_noise[0] = 0.0  # the nominal plan itself competes
         plans = self.nominal[None] + np.einsum("hk,nku->nhu", self._interp, knot_noise)
         if self.cfg.hold_candidate:

@@ -7,7 +7,7 @@ import pytest
 
 from dexhand.distill.config import DistillConfig
 from dexhand.distill.dagger import Dagger
-from dexhand.distill.shards import ShardWriter, load_shards, samples_by_iteration
+from dexhand.distill.shards import ShardWriter, held_out_shards, load_shards, samples_by_iteration
 from dexhand.evaluate import evaluate, load_policy
 from sim.configio import ConfigError, apply_overrides
 
@@ -23,12 +23,20 @@ def test_shards_round_trip_and_count_by_iteration(tmp_path):
     for i in range(7):
         w.add(np.full(5, i), np.full(2, -i), iteration=0 if i < 5 else 1)
     w.flush()
-    obs, act, it = load_shards(tmp_path)
+    obs, act, it, shard = load_shards(tmp_path)
     assert obs.shape == (7, 5) and np.all(obs[:, 0] == np.arange(7)) and np.all(act[:, 0] == -np.arange(7))
     assert samples_by_iteration(tmp_path) == {0: 5, 1: 2} and list(it) == [0] * 5 + [1] * 2
+    assert list(shard) == [0, 0, 0, 1, 1, 2, 2]  # a new iteration starts a new shard
     (tmp_path / "shard_00009.npz").write_bytes(b"not a shard")
     with pytest.raises(ValueError, match="shard_00009.npz"):
         load_shards(tmp_path)
+
+
+def test_validation_holds_out_whole_shards():
+    shard = np.repeat(np.arange(30), 4)
+    mask = held_out_shards(shard, 0.1)
+    assert sorted(set(shard[mask])) == [9, 19, 29]  # every 10th shard, all of its samples
+    assert not held_out_shards(shard, 0.0).any()
 
 
 def test_recurrent_students_and_bad_betas_are_config_errors():
@@ -43,7 +51,7 @@ def test_dagger_fits_the_teacher_resumes_and_saves_an_evaluable_student(tmp_path
     run = tmp_path / "run"
     d = Dagger(cfg, run, progress=False)
     d.run()
-    obs, act, _ = load_shards(run / "shards")
+    obs, act = load_shards(run / "shards")[:2]
     assert len(obs) == 24
     # The fitted student reproduces the teacher's labels far better than holding still (zero action).
     pred = np.stack([d.student.act(o) for o in obs])

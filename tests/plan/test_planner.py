@@ -131,3 +131,23 @@ def test_distillation_label_is_the_cost_weighted_action(nominal_env):
     action = soft.act()
     assert np.all(np.abs(soft.label) <= 1.0) and not np.allclose(soft.label, action)  # an average of many plans
     soft.close()
+
+
+@pytest.mark.parametrize("first_knot_noise", [0.0, 1.0])
+def test_first_knot_noise_scales_the_noise_on_the_step_sent_now(nominal_env, first_knot_noise):
+    cfg = apply_overrides(PlannerConfig(), [*SMALL, "hold_candidate=false", f"first_knot_noise={first_knot_noise}"])
+    ctl = MpcController(cfg, env=nominal_env)
+    nominal_env.reset(seed=3)
+    ctl.reset()
+    planner = ctl.planner
+    start = nominal_env.current_target
+    plans = planner._candidates(start, cfg.noise_std * planner.half_range)
+    first_steps = plans[:, 0] - planner.nominal[0]
+    later_steps = plans[:, -1] - planner.nominal[-1]
+    assert np.abs(later_steps).max() > 0.01  # later knots are searched either way
+    if first_knot_noise == 0.0:
+        assert np.allclose(first_steps, 0.0)  # every candidate sends what the last step planned
+    else:
+        assert np.abs(first_steps).max() > 0.01
+    with pytest.raises(ConfigError, match="first_knot_noise"):
+        apply_overrides(PlannerConfig(), ["first_knot_noise=1.5"])
