@@ -139,10 +139,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     path = _config_path(args.config, CONFIG_DIR / "distill")
     cfg = load_yaml(DistillConfig, path, args.overrides)
     run_dir = args.run_dir or Path("runs") / f"distill_{path.stem}"
-    dagger = Dagger(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    dagger = Dagger(cfg, run_dir, resume=args.resume or args.refit, progress=not args.no_progress)
     print(f"[distill] config {path} -> {run_dir} (TensorBoard: tensorboard --logdir {run_dir / 'tb'})")
     try:
-        saved = dagger.run()
+        saved = dagger.refit() if args.refit else dagger.run()
     finally:
         dagger.close()
     print(f"[distill] student checkpoint {saved}; evaluate with: dexhand eval {run_dir}")
@@ -393,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="student", help="YAML path or shipped distill config name (default student)")
     p.add_argument("--run-dir", type=Path, default=None, help="output folder (default runs/distill_<config>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN_DIR")
+    p.add_argument("--refit", action="store_true",
+                   help="only fit the student again on the pairs in RUN_DIR/shards (e.g. with new fit.* settings): "
+                        "no labelling, which is the slow part")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument("overrides", nargs="*", metavar="field.path=value",
                    help="distill config overrides, e.g. dagger.iterations=4 planner_overrides=[n_samples=32]")

@@ -206,7 +206,8 @@ class Dagger:
         th.set_num_threads(self.trainer.cfg.torch_threads)
         self.trainer.model.num_timesteps = len(obs)  # checkpoints are named by samples seen
         saved = self.trainer.save()
-        self.state["fitted"].append(iteration)
+        if iteration not in self.state["fitted"]:
+            self.state["fitted"].append(iteration)
         self._save_state()
         result = FitResult(len(obs), train_loss, val_loss, val_explained, time.perf_counter() - start)
         print(f"[distill] iteration {iteration}: fit on {result.samples} samples, train mse {train_loss:.4f}, "
@@ -229,6 +230,17 @@ class Dagger:
             self.fit(iteration)
         found = checkpoint.latest(self.run_dir)
         return found.path if found else self.run_dir
+
+    def refit(self) -> Path:
+        """Fit the student again on the pairs already gathered (say, with new ``fit`` settings).
+
+        Labels are the expensive part (a planner solve each); a fit is seconds to minutes.
+        """
+        gathered = samples_by_iteration(self.shard_dir)
+        if not gathered:
+            raise ValueError(f"no distillation data to refit in {self.shard_dir}")
+        self.fit(max(gathered))
+        return checkpoint.latest(self.run_dir).path
 
     def close(self) -> None:
         for teacher in self.teachers:

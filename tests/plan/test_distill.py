@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from dexhand.distill.config import DistillConfig
 from dexhand.distill.dagger import Dagger
 from dexhand.distill.shards import ShardWriter, held_out_shards, load_shards, samples_by_iteration
 from dexhand.evaluate import evaluate, load_policy
+from dexhand.train import checkpoint
 from sim.configio import ConfigError, apply_overrides
 
 TINY = ["dagger.iterations=2", "dagger.steps_per_iteration=24", "dagger.shard_size=10", "dagger.n_envs=2",
@@ -65,6 +68,15 @@ def test_dagger_fits_the_teacher_resumes_and_saves_an_evaluable_student(tmp_path
     d2.run()
     d2.close()
     assert samples_by_iteration(run / "shards") == {0: 24, 1: 24}
+    # A refit with other fit settings gathers nothing and saves the student again.
+    before = checkpoint.latest(run)
+    weights_before = (before.path / "model.zip").read_bytes()
+    d3 = Dagger(apply_overrides(DistillConfig(), [*TINY, "fit.epochs=2"]), run, resume=True, progress=False)
+    saved = d3.refit()
+    d3.close()
+    assert samples_by_iteration(run / "shards") == {0: 24, 1: 24} and saved.is_dir()
+    assert saved == before.path and (saved / "model.zip").read_bytes() != weights_before  # refit in place
+    assert json.loads((run / "distill_state.json").read_text())["fitted"] == [0, 1]
     policy = load_policy(run)  # a normal training checkpoint: eval and export read it
     # The eval env builds the observation the student reads (joint angles), whatever the CLI asked.
     report = evaluate(policy, 1, 0, ["task.goal_mode=z"], max_steps=3, progress=False)
