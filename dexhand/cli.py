@@ -511,12 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "vision":  # the vision CLI parses its own flags, --help included
-        from vision.cli import main as vision_main
-
-        return vision_main(argv[1:])
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line (not ``vision``) -> its namespace; exits with a usage error on bad arguments."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # field=value overrides may sit before or after flags; anything else left over is an error.
@@ -524,6 +520,16 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "vision":  # the vision CLI parses its own flags, --help included
+        from vision.cli import main as vision_main
+
+        return vision_main(argv[1:])
+    args = parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dexhand.cli import main as dexhand_main
-from dexhand.pipeline import Pipeline, Stage, run_pipeline
+from dexhand.cli import parse_args
+from dexhand.pipeline import Pipeline, Stage, run_pipeline, stage_argv
 from sim.configio import ConfigError, load_yaml
 
 
@@ -37,6 +38,9 @@ def test_shipped_recipe_loads_and_bad_recipes_name_the_problem(tmp_path):
 
     recipe = load_yaml(Pipeline, CONFIG_DIR / "pipeline" / "student.yaml")
     assert [s.name for s in recipe.stages][:2] == ["distill", "finetune"]
+    for stage in recipe.stages:  # a typo in a late stage would otherwise show only hours into a run
+        for started in (False, True):
+            assert callable(parse_args(stage_argv(stage, tmp_path, started)).func)
     bad = tmp_path / "bad.yaml"
     bad.write_text("stages: [{name: a, command: eval}, {name: a, command: eval}]\n")
     with pytest.raises(ConfigError, match="unique"):
