@@ -65,6 +65,15 @@ class StudentActor:
         return [*p.pi_features_extractor.parameters(), *p.mlp_extractor.policy_net.parameters(),
                 *p.action_net.parameters()]
 
+    def reset_weights(self, seed: int) -> None:
+        """Fresh actor weights, so a refit owes nothing to earlier fits (whose data may now be held out)."""
+        th.manual_seed(seed)
+        for param_owner in (self.policy.pi_features_extractor, self.policy.mlp_extractor.policy_net,
+                            self.policy.action_net):
+            for module in param_owner.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         with th.no_grad():
             x = th.as_tensor(self.normalize(obs)[None], dtype=th.float32)
@@ -232,13 +241,13 @@ class Dagger:
         return found.path if found else self.run_dir
 
     def refit(self) -> Path:
-        """Fit the student again on the pairs already gathered (say, with new ``fit`` settings).
-
-        Labels are the expensive part (a planner solve each); a fit is seconds to minutes.
+        """Fit the student again, from fresh weights, on the pairs already gathered (say, with new ``fit``
+        settings). Labels are the expensive part (a planner solve each); a fit is seconds to minutes.
         """
         gathered = samples_by_iteration(self.shard_dir)
         if not gathered:
             raise ValueError(f"no distillation data to refit in {self.shard_dir}")
+        self.student.reset_weights(self.cfg.seed)
         self.fit(max(gathered))
         return checkpoint.latest(self.run_dir).path
 

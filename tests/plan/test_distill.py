@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch as th
 
 from dexhand.distill.config import DistillConfig
 from dexhand.distill.dagger import Dagger
@@ -73,6 +74,9 @@ def test_dagger_fits_the_teacher_resumes_and_saves_an_evaluable_student(tmp_path
     weights_before = (before.path / "model.zip").read_bytes()
     d3 = Dagger(apply_overrides(DistillConfig(), [*TINY, "fit.epochs=2"]), run, resume=True, progress=False)
     saved = d3.refit()
+    first = [q.detach().clone() for q in d3.student.parameters()]
+    d3.refit()  # from fresh weights each time: the same fit again, not a continuation
+    assert all(th.equal(a, b) for a, b in zip(first, d3.student.parameters()))
     d3.close()
     assert samples_by_iteration(run / "shards") == {0: 24, 1: 24} and saved.is_dir()
     assert saved == before.path and (saved / "model.zip").read_bytes() != weights_before  # refit in place
