@@ -41,6 +41,7 @@ class FitResult:
     val_loss: float
     val_explained: float  # 1 - val mse / label variance on held-out shards: how much of the teacher is learnt
     seconds: float
+    val_curve: list[float]  # held-out mse after each epoch; the saved weights are the best epoch's
 
 
 class StudentActor:
@@ -108,6 +109,7 @@ class Dagger:
             env = CubeReorientEnv(config=copy.deepcopy(cfg.student.env))
             self.envs.append(env)
             self.teachers.append(MpcController(dataclasses.replace(planner_cfg, seed=planner_cfg.seed + i), env=env))
+        self.last_fit: FitResult | None = None
         self.rng = np.random.default_rng(cfg.seed + len(self.state["fitted"]) * 7919 + self.state["episodes"])
         from torch.utils.tensorboard import SummaryWriter
 
@@ -191,6 +193,8 @@ class Dagger:
         opt = th.optim.AdamW(params, lr=f.learning_rate, weight_decay=f.weight_decay)
         sched = th.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=f.epochs)
         train_loss = val_loss = val_explained = float("nan")
+        best: tuple[float, int, float, list[th.Tensor]] | None = None  # (val mse, epoch, train mse, weights)
+        val_curve: list[float] = []
         th.set_num_threads(self.trainer.update_threads)
         for epoch in range(f.epochs):
             perm = train[th.randperm(len(train), generator=gen)]
@@ -207,21 +211,31 @@ class Dagger:
             if n_val:
                 with th.no_grad():
                     val_loss = float(th.nn.functional.mse_loss(self.student.mean_action(x[val]), y[val]))
-                val_explained = 1.0 - val_loss / max(label_variance, 1e-12)
+                val_curve.append(val_loss)
+                if best is None or val_loss < best[0]:
+                    best = (val_loss, epoch, train_loss, [q.detach().clone() for q in params])
             step = iteration * f.epochs + epoch
             self.tb.add_scalar("fit/train_mse", train_loss, step)
             self.tb.add_scalar("fit/val_mse", val_loss, step)
-            self.tb.add_scalar("fit/val_explained_variance", val_explained, step)
+            self.tb.add_scalar("fit/val_explained_variance", 1.0 - val_loss / max(label_variance, 1e-12), step)
         th.set_num_threads(self.trainer.cfg.torch_threads)
+        if best is not None:  # noisy labels overfit: keep the epoch that did best on the held-out shards
+            val_loss, _, train_loss, weights = best
+            with th.no_grad():
+                for q, w in zip(params, weights):
+                    q.copy_(w)
+            val_explained = 1.0 - val_loss / max(label_variance, 1e-12)
         self.trainer.model.num_timesteps = len(obs)  # checkpoints are named by samples seen
         saved = self.trainer.save()
         if iteration not in self.state["fitted"]:
             self.state["fitted"].append(iteration)
         self._save_state()
-        result = FitResult(len(obs), train_loss, val_loss, val_explained, time.perf_counter() - start)
+        result = FitResult(len(obs), train_loss, val_loss, val_explained, time.perf_counter() - start, val_curve)
+        self.last_fit = result
         print(f"[distill] iteration {iteration}: fit on {result.samples} samples, train mse {train_loss:.4f}, "
               f"val mse {val_loss:.4f} on {n_val} held-out samples (explains {val_explained:.1%} of the "
-              f"teacher's label variance) ({result.seconds:.0f} s) -> {saved.path}", flush=True)
+              f"teacher's label variance{f', epoch {best[1] + 1} of {f.epochs}' if best else ''}) "
+              f"({result.seconds:.0f} s) -> {saved.path}", flush=True)
         return result
 
     # ------------------------------------------------------------------------------------- loop
