@@ -50,6 +50,11 @@ class FitConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
     validation_fraction: float = 0.1  # of the shards, held out whole (every 10th)
+    # Which epoch's weights to keep: "last", or "best" on the held-out shards. On the MPPI teacher's
+    # 42,000 pairs "best" was epoch 1 of 30 (3.7% of the label variance, against -8.0% at the last) and
+    # closed-loop it scored mean 0.24 successes, 0 drops, like holding still; "last" scored 0.57 with 20%
+    # drops (z goals, 100 held-out episodes). The held-out MSE is not the task's measure, so "last".
+    keep: Literal["last", "best"] = "last"
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:

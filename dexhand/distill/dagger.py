@@ -212,14 +212,15 @@ class Dagger:
                 with th.no_grad():
                     val_loss = float(th.nn.functional.mse_loss(self.student.mean_action(x[val]), y[val]))
                 val_curve.append(val_loss)
+                val_explained = 1.0 - val_loss / max(label_variance, 1e-12)
                 if best is None or val_loss < best[0]:
                     best = (val_loss, epoch, train_loss, [q.detach().clone() for q in params])
             step = iteration * f.epochs + epoch
             self.tb.add_scalar("fit/train_mse", train_loss, step)
             self.tb.add_scalar("fit/val_mse", val_loss, step)
-            self.tb.add_scalar("fit/val_explained_variance", 1.0 - val_loss / max(label_variance, 1e-12), step)
+            self.tb.add_scalar("fit/val_explained_variance", val_explained, step)
         th.set_num_threads(self.trainer.cfg.torch_threads)
-        if best is not None:  # noisy labels overfit: keep the epoch that did best on the held-out shards
+        if best is not None and f.keep == "best":  # the epoch that did best on the held-out shards
             val_loss, _, train_loss, weights = best
             with th.no_grad():
                 for q, w in zip(params, weights):
@@ -234,7 +235,8 @@ class Dagger:
         self.last_fit = result
         print(f"[distill] iteration {iteration}: fit on {result.samples} samples, train mse {train_loss:.4f}, "
               f"val mse {val_loss:.4f} on {n_val} held-out samples (explains {val_explained:.1%} of the "
-              f"teacher's label variance{f', epoch {best[1] + 1} of {f.epochs}' if best else ''}) "
+              f"teacher's label variance; kept: the {f.keep} epoch"
+              f"{f', best held-out: epoch {best[1] + 1} of {f.epochs}' if best else ''}) "
               f"({result.seconds:.0f} s) -> {saved.path}", flush=True)
         return result
 

@@ -78,8 +78,9 @@ def test_dagger_fits_the_teacher_resumes_and_saves_an_evaluable_student(tmp_path
     d3.refit()  # from fresh weights each time: the same fit again, not a continuation
     assert all(th.equal(a, b) for a, b in zip(first, d3.student.parameters()))
     d3.close()
-    # With held-out shards (every 5th of the 6: shard 4), the student keeps its best held-out epoch.
-    d4 = Dagger(apply_overrides(DistillConfig(), [*TINY, "fit.epochs=12", "fit.learning_rate=0.05", "fit.validation_fraction=0.2"]), run,
+    # With held-out shards (every 5th of the 6: shard 4) and keep=best, the best held-out epoch is saved.
+    d4 = Dagger(apply_overrides(DistillConfig(), [*TINY, "fit.epochs=12", "fit.learning_rate=0.05", "fit.validation_fraction=0.2",
+                                                "fit.keep=best"]), run,
                 resume=True, progress=False)
     d4.refit()
     fit = d4.last_fit
