@@ -142,7 +142,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     dagger = Dagger(cfg, run_dir, resume=args.resume or args.refit, progress=not args.no_progress)
     print(f"[distill] config {path} -> {run_dir} (TensorBoard: tensorboard --logdir {run_dir / 'tb'})")
     try:
-        saved = dagger.refit() if args.refit else dagger.run()
+        saved = dagger.refit().checkpoint if args.refit else dagger.run()
     finally:
         dagger.close()
     print(f"[distill] student checkpoint {saved}; evaluate with: dexhand eval {run_dir}")

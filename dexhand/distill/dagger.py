@@ -37,11 +37,21 @@ TRAIN_SEED_BASE = 50_000  # collection episodes: far from PPO's small seeds and 
 @dataclass
 class FitResult:
     samples: int
-    train_loss: float
-    val_loss: float
-    val_explained: float  # 1 - val mse / label variance on held-out shards: how much of the teacher is learnt
+    train_loss: float  # of the kept epoch (fit.keep)
+    val_loss: float  # held-out mse of the kept epoch
+    label_variance: float  # of the held-out labels
+    val_curve: list[float]  # held-out mse after each epoch
     seconds: float
-    val_curve: list[float]  # held-out mse after each epoch; the saved weights are the best epoch's
+    checkpoint: Path
+
+    @property
+    def val_explained(self) -> float:
+        """1 - val mse / label variance: the share of the teacher's held-out labels the student learnt."""
+        return 1.0 - self.val_loss / max(self.label_variance, 1e-12)
+
+    @property
+    def best_epoch(self) -> int | None:
+        return int(np.argmin(self.val_curve)) if self.val_curve else None
 
 
 class StudentActor:
@@ -61,19 +71,20 @@ class StudentActor:
         features = p.pi_features_extractor({"policy": obs_norm})
         return p.action_net(p.mlp_extractor.forward_actor(features))
 
-    def parameters(self) -> list[th.nn.Parameter]:
+    def _modules(self) -> tuple[th.nn.Module, ...]:
         p = self.policy
-        return [*p.pi_features_extractor.parameters(), *p.mlp_extractor.policy_net.parameters(),
-                *p.action_net.parameters()]
+        return p.pi_features_extractor, p.mlp_extractor.policy_net, p.action_net
+
+    def parameters(self) -> list[th.nn.Parameter]:
+        return [q for module in self._modules() for q in module.parameters()]
 
     def reset_weights(self, seed: int) -> None:
         """Fresh actor weights, so a refit owes nothing to earlier fits (whose data may now be held out)."""
         th.manual_seed(seed)
-        for param_owner in (self.policy.pi_features_extractor, self.policy.mlp_extractor.policy_net,
-                            self.policy.action_net):
-            for module in param_owner.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
+        for module in self._modules():
+            for layer in module.modules():
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         with th.no_grad():
@@ -109,7 +120,6 @@ class Dagger:
             env = CubeReorientEnv(config=copy.deepcopy(cfg.student.env))
             self.envs.append(env)
             self.teachers.append(MpcController(dataclasses.replace(planner_cfg, seed=planner_cfg.seed + i), env=env))
-        self.last_fit: FitResult | None = None
         self.rng = np.random.default_rng(cfg.seed + len(self.state["fitted"]) * 7919 + self.state["episodes"])
         from torch.utils.tensorboard import SummaryWriter
 
@@ -192,8 +202,8 @@ class Dagger:
         params = self.student.parameters()
         opt = th.optim.AdamW(params, lr=f.learning_rate, weight_decay=f.weight_decay)
         sched = th.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=f.epochs)
-        train_loss = val_loss = val_explained = float("nan")
-        best: tuple[float, int, float, list[th.Tensor]] | None = None  # (val mse, epoch, train mse, weights)
+        train_loss = val_loss = float("nan")
+        best: tuple[float, float, list[th.Tensor]] | None = None  # fit.keep=best: (val mse, train mse, weights)
         val_curve: list[float] = []
         th.set_num_threads(self.trainer.update_threads)
         for epoch in range(f.epochs):
@@ -212,32 +222,30 @@ class Dagger:
                 with th.no_grad():
                     val_loss = float(th.nn.functional.mse_loss(self.student.mean_action(x[val]), y[val]))
                 val_curve.append(val_loss)
-                val_explained = 1.0 - val_loss / max(label_variance, 1e-12)
-                if best is None or val_loss < best[0]:
-                    best = (val_loss, epoch, train_loss, [q.detach().clone() for q in params])
+                if f.keep == "best" and (best is None or val_loss < best[0]):
+                    best = (val_loss, train_loss, [q.detach().clone() for q in params])
             step = iteration * f.epochs + epoch
             self.tb.add_scalar("fit/train_mse", train_loss, step)
             self.tb.add_scalar("fit/val_mse", val_loss, step)
-            self.tb.add_scalar("fit/val_explained_variance", val_explained, step)
+            self.tb.add_scalar("fit/val_explained_variance", 1.0 - val_loss / max(label_variance, 1e-12), step)
         th.set_num_threads(self.trainer.cfg.torch_threads)
-        if best is not None and f.keep == "best":  # the epoch that did best on the held-out shards
-            val_loss, _, train_loss, weights = best
+        if best is not None:  # fit.keep=best: the epoch that did best on the held-out shards
+            val_loss, train_loss, weights = best
             with th.no_grad():
                 for q, w in zip(params, weights):
                     q.copy_(w)
-            val_explained = 1.0 - val_loss / max(label_variance, 1e-12)
         self.trainer.model.num_timesteps = len(obs)  # checkpoints are named by samples seen
         saved = self.trainer.save()
         if iteration not in self.state["fitted"]:
             self.state["fitted"].append(iteration)
         self._save_state()
-        result = FitResult(len(obs), train_loss, val_loss, val_explained, time.perf_counter() - start, val_curve)
-        self.last_fit = result
+        result = FitResult(len(obs), train_loss, val_loss, label_variance, val_curve, time.perf_counter() - start,
+                           saved.path)
+        best_note = f", best held-out: epoch {result.best_epoch + 1} of {f.epochs}" if val_curve else ""
         print(f"[distill] iteration {iteration}: fit on {result.samples} samples, train mse {train_loss:.4f}, "
-              f"val mse {val_loss:.4f} on {n_val} held-out samples (explains {val_explained:.1%} of the "
-              f"teacher's label variance; kept: the {f.keep} epoch"
-              f"{f', best held-out: epoch {best[1] + 1} of {f.epochs}' if best else ''}) "
-              f"({result.seconds:.0f} s) -> {saved.path}", flush=True)
+              f"val mse {val_loss:.4f} on {n_val} held-out samples (explains {result.val_explained:.1%} of the "
+              f"teacher's label variance; kept: the {f.keep} epoch{best_note}) ({result.seconds:.0f} s) -> "
+              f"{saved.path}", flush=True)
         return result
 
     # ------------------------------------------------------------------------------------- loop
@@ -256,7 +264,7 @@ class Dagger:
         found = checkpoint.latest(self.run_dir)
         return found.path if found else self.run_dir
 
-    def refit(self) -> Path:
+    def refit(self) -> FitResult:
         """Fit the student again, from fresh weights, on the pairs already gathered (say, with new ``fit``
         settings). Labels are the expensive part (a planner solve each); a fit is seconds to minutes.
         """
@@ -264,8 +272,7 @@ class Dagger:
         if not gathered:
             raise ValueError(f"no distillation data to refit in {self.shard_dir}")
         self.student.reset_weights(self.cfg.seed)
-        self.fit(max(gathered))
-        return checkpoint.latest(self.run_dir).path
+        return self.fit(max(gathered))
 
     def close(self) -> None:
         for teacher in self.teachers:

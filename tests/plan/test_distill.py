@@ -73,26 +73,25 @@ def test_dagger_fits_the_teacher_resumes_and_saves_an_evaluable_student(tmp_path
     before = checkpoint.latest(run)
     weights_before = (before.path / "model.zip").read_bytes()
     d3 = Dagger(apply_overrides(DistillConfig(), [*TINY, "fit.epochs=2"]), run, resume=True, progress=False)
-    saved = d3.refit()
+    saved = d3.refit().checkpoint
     first = [q.detach().clone() for q in d3.student.parameters()]
     d3.refit()  # from fresh weights each time: the same fit again, not a continuation
     assert all(th.equal(a, b) for a, b in zip(first, d3.student.parameters()))
     d3.close()
+    assert samples_by_iteration(run / "shards") == {0: 24, 1: 24} and saved.is_dir()
+    assert saved == before.path and (saved / "model.zip").read_bytes() != weights_before  # refit in place
     # With held-out shards (every 5th of the 6: shard 4) and keep=best, the best held-out epoch is saved.
-    d4 = Dagger(apply_overrides(DistillConfig(), [*TINY, "fit.epochs=12", "fit.learning_rate=0.05", "fit.validation_fraction=0.2",
-                                                "fit.keep=best"]), run,
-                resume=True, progress=False)
-    d4.refit()
-    fit = d4.last_fit
+    best = [*TINY, "fit.epochs=12", "fit.learning_rate=0.05", "fit.validation_fraction=0.2", "fit.keep=best"]
+    d4 = Dagger(apply_overrides(DistillConfig(), best), run, resume=True, progress=False)
+    fit = d4.refit()
     obs4, act4, _, shard4 = load_shards(run / "shards")
     held = shard4 == 4
     with th.no_grad():  # the fit's own measure: the unclipped mean action on normalized observations
         pred = d4.student.mean_action(th.as_tensor(d4.student.normalize(obs4[held]), dtype=th.float32)).numpy()
     assert len(fit.val_curve) == 12 and fit.val_loss == min(fit.val_curve)
     assert np.mean((pred - np.clip(act4[held], -1, 1)) ** 2) == pytest.approx(fit.val_loss, rel=1e-4)
+    assert fit.checkpoint == before.path
     d4.close()
-    assert samples_by_iteration(run / "shards") == {0: 24, 1: 24} and saved.is_dir()
-    assert saved == before.path and (saved / "model.zip").read_bytes() != weights_before  # refit in place
     assert json.loads((run / "distill_state.json").read_text())["fitted"] == [0, 1]
     policy = load_policy(run)  # a normal training checkpoint: eval and export read it
     # The eval env builds the observation the student reads (joint angles), whatever the CLI asked.
