@@ -467,6 +467,11 @@ class CubeReorientEnv(gym.Env):
         return self._task.goal.copy()
 
     @property
+    def previous_action(self) -> np.ndarray:
+        """The last action applied, in [-1, 1] (the ``previous_action`` the observation carries)."""
+        return self._previous_action.copy()
+
+    @property
     def current_target(self) -> np.ndarray:
         """The joint targets last commanded (relative actions move from here)."""
         return self._target.copy()

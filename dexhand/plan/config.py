@@ -51,6 +51,12 @@ class PlannerConfig:
     # Noise on the first knot (the target sent now) as a fraction of noise_std. Below 1 the step sent
     # is mostly what the last control step planned for it: smoother actions that a student can learn.
     first_knot_noise: float = 1.0
+    # Where each control step's search starts. "shift": the last plan shifted by one step (the planner's
+    # own memory, which a student cannot see). "momentum": the last executed action continued, its
+    # steps shrinking by momentum_decay, from the current targets: a warm start the student's
+    # observation holds (its previous action), so the teacher's labels follow from what the student sees.
+    warm_start: Literal["shift", "momentum"] = "shift"
+    momentum_decay: float = 0.7
     temperature: float = 0.1  # MPPI: softmax temperature, as a fraction of the cost spread
     # Distillation labels: the cost-weighted mean of the last iteration's plans at this temperature
     # (a fraction of the cost spread): a lower-variance target than the single best sample.
@@ -86,6 +92,10 @@ class PlannerConfig:
             raise ConfigError(f"noise_std: must be > 0, got {self.noise_std}")
         if not 0.0 <= self.first_knot_noise <= 1.0:
             raise ConfigError(f"first_knot_noise: must be in [0, 1], got {self.first_knot_noise}")
+        if self.warm_start not in ("shift", "momentum"):
+            raise ConfigError(f"warm_start: must be 'shift' or 'momentum', got {self.warm_start!r}")
+        if not 0.0 <= self.momentum_decay <= 1.0:
+            raise ConfigError(f"momentum_decay: must be in [0, 1], got {self.momentum_decay}")
         if self.temperature <= 0 or self.label_temperature <= 0:
             raise ConfigError(f"temperature and label_temperature: must be > 0, got {self.temperature}, "
                               f"{self.label_temperature}")

@@ -50,6 +50,8 @@ class MpcController:
     def act(self, observation=None) -> np.ndarray:
         env = self.env
         target = env.current_target
+        if self.cfg.warm_start == "momentum":
+            self.planner.continue_action(target, env.previous_action * env.action_step)
         ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest, success_threshold=env.cfg.task.success_threshold)
         plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel,
                                  noise_scale=self._noise_scale(ctx.goal, env.cube_quat))

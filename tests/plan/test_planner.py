@@ -151,3 +151,30 @@ def test_first_knot_noise_scales_the_noise_on_the_step_sent_now(nominal_env, fir
         assert np.abs(first_steps).max() > 0.01
     with pytest.raises(ConfigError, match="first_knot_noise"):
         apply_overrides(PlannerConfig(), ["first_knot_noise=1.5"])
+
+
+def test_momentum_warm_start_continues_the_last_executed_action(nominal_env):
+    """The "momentum" warm start is built from what the env executed (the student's previous action),
+    not from the planner's own last plan, so two controllers on the same state start the same search."""
+    cfg = apply_overrides(PlannerConfig(), [*SMALL, "warm_start=momentum", "momentum_decay=0.5"])
+    ctl = MpcController(cfg, env=nominal_env)
+    nominal_env.reset(seed=3)
+    ctl.reset()
+    ctl.planner.nominal += 0.05  # a stale plan of the planner's own: the momentum start must discard it
+    pushed = np.zeros(nominal_env.action_space.shape)
+    pushed[3] = 0.5
+    nominal_env.step(pushed)
+    start = nominal_env.current_target
+    ctl.planner.continue_action(start, nominal_env.previous_action * nominal_env.action_step)
+    moved = ctl.planner.nominal - start
+    step = 0.5 * nominal_env.action_step[3]
+    expected = step * np.cumsum(0.5 ** np.arange(cfg.horizon))
+    expected = np.minimum(expected, nominal_env.ctrl_high[3] - start[3])  # feasible: inside the control range
+    assert np.allclose(moved[:, 3], expected)
+    assert np.allclose(np.delete(moved, 3, axis=1), 0.0)
+    ctl.act()  # and act() uses it (no error, a finite action)
+    ctl.close()
+    with pytest.raises(ConfigError, match="warm_start"):
+        apply_overrides(PlannerConfig(), ["warm_start=random"])
+    with pytest.raises(ConfigError, match="momentum_decay"):
+        apply_overrides(PlannerConfig(), ["momentum_decay=1.5"])
