@@ -134,12 +134,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from dexhand.distill.config import DistillConfig
     from dexhand.distill.dagger import Dagger
+    from dexhand.distill.plan_dagger import PlanDagger
     from sim.configio import load_yaml
 
     path = _config_path(args.config, CONFIG_DIR / "distill")
     cfg = load_yaml(DistillConfig, path, args.overrides)
     run_dir = args.run_dir or Path("runs") / f"distill_{path.stem}"
-    dagger = Dagger(cfg, run_dir, resume=args.resume or args.refit, progress=not args.no_progress)
+    kind = PlanDagger if cfg.student_kind == "plan" else Dagger
+    dagger = kind(cfg, run_dir, resume=args.resume or args.refit, progress=not args.no_progress)
     print(f"[distill] config {path} -> {run_dir} (TensorBoard: tensorboard --logdir {run_dir / 'tb'})")
     try:
         saved = dagger.refit().checkpoint if args.refit else dagger.run()

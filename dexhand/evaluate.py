@@ -69,7 +69,11 @@ class OnnxObservationPolicy:
 
 
 def load_policy(path: Path):
+    from dexhand.distill.plan_student import PlanStudentPolicy, is_plan_student
+
     path = Path(path)
+    if is_plan_student(path):
+        return PlanStudentPolicy(path)
     if path.suffix == ".onnx":
         return OnnxObservationPolicy(path)
     return CheckpointPolicy(path)

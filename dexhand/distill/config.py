@@ -65,6 +65,11 @@ class FitConfig:
 
 @dataclass
 class DistillConfig:
+    # "action": the SB3 actor maps the observation to one action (dexhand.distill.dagger). "plan": the
+    # student carries its plan and outputs the next one (dexhand.distill.plan_dagger), so it sees the
+    # memory the teacher's action mostly comes from.
+    student_kind: Literal["action", "plan"] = "action"
+    plan_layers: list[int] = field(default_factory=lambda: [512, 256, 256])  # the plan student's MLP
     student: TrainConfig = field(default_factory=TrainConfig)  # network, env and the checkpoint format
     planner: str = "teacher"  # planner config name or YAML (dexhand/configs/planner/)
     planner_overrides: list[str] = field(default_factory=list)
@@ -73,5 +78,9 @@ class DistillConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.student.net.recurrent:
+        if self.student_kind not in ("action", "plan"):
+            raise ConfigError(f"student_kind: must be 'action' or 'plan', got {self.student_kind!r}")
+        if not self.plan_layers or min(self.plan_layers) < 1:
+            raise ConfigError(f"plan_layers: need one or more positive widths, got {self.plan_layers}")
+        if self.student_kind == "action" and self.student.net.recurrent:
             raise ConfigError("student.net.recurrent: distillation fits a feed-forward student; set it to false")

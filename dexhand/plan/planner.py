@@ -164,12 +164,15 @@ class SamplingPlanner:
         self.sigma = np.maximum(elites[:, knot_idx].std(axis=0), floor)
         return elites.mean(axis=0)
 
+    def warm_start(self, plan: np.ndarray, start_target: np.ndarray) -> None:
+        """Search around ``plan`` (horizon, nu) at the next control step, e.g. the plan a student carries."""
+        self.nominal = self._feasible(np.asarray(plan, np.float64)[None], start_target)[0]
+
     def continue_action(self, start_target: np.ndarray, step: np.ndarray) -> None:
         """Warm start "momentum": the target change ``step`` repeated, shrinking by momentum_decay each
         control step (made feasible from ``start_target``); nothing of the last plan is kept."""
         decay = self.cfg.momentum_decay ** np.arange(self.cfg.horizon)
-        plan = start_target + np.cumsum(decay)[:, None] * step[None]
-        self.nominal = self._feasible(plan[None], start_target)[0]
+        self.warm_start(start_target + np.cumsum(decay)[:, None] * step[None], start_target)
 
     def shift(self) -> None:
         """Warm start for the next control step: drop the step just sent, repeat the last."""
