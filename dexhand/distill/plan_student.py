@@ -107,5 +107,5 @@ class PlanStudentPolicy:
 
 def is_plan_student(path: Path) -> bool:
     path = Path(path)
-    return path.name == PLAN_STUDENT_FILE or (path.is_dir() and (path / PLAN_STUDENT_FILE).is_file())
+    return (path.name.startswith("plan_student") and path.suffix == ".pt") or (path.is_dir() and (path / PLAN_STUDENT_FILE).is_file())
 
