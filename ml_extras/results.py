@@ -15,7 +15,7 @@ import resource
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ class RunRecord:
     """Wall time, CPU time (this process and its waited-for children) and load average of a run."""
 
     def __init__(self) -> None:
-        self.started_utc = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
         self.load_start = list(os.getloadavg())
         self._wall = time.perf_counter()
         self._cpu = self._cpu_now()

@@ -342,7 +342,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                        disable=not progress)
             if learners is None:
-                def out_of_time() -> bool:
+                def out_of_time(trained_s: float = trained_s, t0: float = t0) -> bool:  # this epoch's clock
                     return bool(cfg.time_limit_s) and trained_s + time.perf_counter() - t0 >= cfg.time_limit_s
 
                 losses = _local_epoch(cfg, model, opt, sched, writer, bar, epoch, steps_per_epoch, tr, gen,

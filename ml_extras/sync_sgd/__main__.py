@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
-
 from pathlib import Path
 
 from ml_extras.common import Timer, base_parser, format_table, seed_everything, write_json

@@ -3,8 +3,6 @@ checks, labelled image-file sets (``eval --real``) and confidence gating."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
