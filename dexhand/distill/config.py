@@ -25,6 +25,9 @@ class DaggerConfig:
     # autocorrelation 0.58 vs 0.33 for the single best sample over 60 steps of one z-goal episode),
     # or "executed", the best sample's.
     label: Literal["weighted", "executed"] = "weighted"
+    # Independent teacher searches averaged into each label (plan students): k solves divide the label's
+    # sampling noise by k (the teacher's correction to a warm start is 31% signal with one solve).
+    label_solves: int = 1
 
     def validate(self) -> None:
         if self.iterations < 1 or self.steps_per_iteration < 1:
@@ -34,6 +37,8 @@ class DaggerConfig:
                               f"{self.beta_min}, {self.beta0}")
         if not 0.0 <= self.beta_decay <= 1.0:
             raise ConfigError(f"dagger.beta_decay: must be in [0, 1], got {self.beta_decay}")
+        if self.label_solves < 1:
+            raise ConfigError(f"dagger.label_solves: need >= 1 teacher search per label, got {self.label_solves}")
         if self.shard_size < 1 or self.n_envs < 1 or self.episode_steps < 1:
             raise ConfigError("dagger.shard_size, dagger.n_envs and dagger.episode_steps must be >= 1")
 
@@ -82,5 +87,8 @@ class DistillConfig:
             raise ConfigError(f"student_kind: must be 'action' or 'plan', got {self.student_kind!r}")
         if not self.plan_layers or min(self.plan_layers) < 1:
             raise ConfigError(f"plan_layers: need one or more positive widths, got {self.plan_layers}")
+        if self.student_kind == "action" and self.dagger.label_solves > 1:
+            raise ConfigError("dagger.label_solves: averaged labels are for plan students (student_kind: plan), "
+                              "whose teacher searches from a warm start the student carries")
         if self.student_kind == "action" and self.student.net.recurrent:
             raise ConfigError("student.net.recurrent: distillation fits a feed-forward student; set it to false")

@@ -111,7 +111,8 @@ class PlanDagger:
                     teacher.planner.warm_start(plan_targets(carried[i], target, unit), target)
                     teacher_action = teacher.act()
                     inputs = np.concatenate([obs[i]["policy"].astype(np.float32), carried[i].ravel()])
-                    label = plan_increments(teacher.planner.label_plan, target, unit)
+                    solves = [teacher.planner.label_plan, *teacher.resolve_label_plans(d.label_solves - 1)]
+                    label = np.mean([plan_increments(p, target, unit) for p in solves], axis=0)
                     writer.add(inputs, label.ravel(), iteration)
                     if self.rng.random() < beta:
                         action, executed = teacher_action, plan_increments(teacher.last_plan, target, unit)

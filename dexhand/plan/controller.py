@@ -53,6 +53,7 @@ class MpcController:
         if self.cfg.warm_start == "momentum":
             self.planner.continue_action(target, env.previous_action * env.action_step)
         ctx = CostContext(goal=env.goal, cube_rest=self.cube_rest, success_threshold=env.cfg.task.success_threshold)
+        self._last_search = (self.planner.nominal.copy(), self._goal_best, target, ctx)
         plan = self.planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel,
                                  noise_scale=self._noise_scale(ctx.goal, env.cube_quat))
         self.seconds.append(self.planner.last_stats.seconds)
@@ -60,6 +61,22 @@ class MpcController:
         self.label = self._relative(self.planner.label_plan[0], target)
         self.planner.shift()
         return self._relative(plan[0], target)
+
+    def resolve_label_plans(self, n: int) -> list[np.ndarray]:
+        """``n`` more independent searches from the state and warm start of the last ``act`` (fresh noise),
+        each one's cost-weighted plan: averaged with ``planner.label_plan`` they are a less noisy label.
+        The controller's own state (its plan for the next step) is left as ``act`` left it."""
+        env, planner = self.env, self.planner
+        warm, goal_best, target, ctx = self._last_search
+        after = (planner.nominal, self._goal_best, planner.label_plan, planner.last_stats)
+        plans = []
+        for _ in range(n):
+            planner.nominal, self._goal_best = warm.copy(), goal_best
+            planner.plan(env.model, env.data, target, ctx, env.ids.cube_qpos, env.ids.cube_qvel,
+                         noise_scale=self._noise_scale(ctx.goal, env.cube_quat))
+            plans.append(planner.label_plan.copy())
+        planner.nominal, self._goal_best, planner.label_plan, planner.last_stats = after
+        return plans
 
     def _relative(self, first_target: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.clip((first_target - target) / self.env.action_step, -1.0, 1.0).astype(np.float32)

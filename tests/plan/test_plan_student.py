@@ -66,9 +66,15 @@ def test_plan_dagger_warm_starts_the_teacher_from_the_carried_plan_and_fits_it(t
     d.close()
     with pytest.raises(FileExistsError, match="--resume"):
         PlanDagger(cfg, run, progress=False)
-    d2 = PlanDagger(apply_overrides(DistillConfig(), TINY), run, resume=True, progress=False)  # one more iteration
+    # One more iteration, its labels averaged over 2 teacher searches each.
+    d2 = PlanDagger(apply_overrides(DistillConfig(), [*TINY, "dagger.label_solves=2"]), run, resume=True,
+                    progress=False)
+    extra_searches: list[int] = []
+    resolve = d2.teachers[0].resolve_label_plans
+    d2.teachers[0].resolve_label_plans = lambda n: extra_searches.append(n) or resolve(n)
     d2.run()
     d2.close()
+    assert extra_searches == [1] * 12  # env 0's 12 steps: one more search each
     assert len(load_shards(run / "shards").obs) == 48 and (run / "plan_student_iter1.pt").is_file()
     # The student carries its own plan: its next input holds the plan it just made, shifted.
     policy = load_policy(run)
@@ -86,5 +92,9 @@ def test_plan_dagger_warm_starts_the_teacher_from_the_carried_plan_and_fits_it(t
 def test_bad_plan_student_settings_name_the_field():
     with pytest.raises(ConfigError, match="student_kind"):
         apply_overrides(DistillConfig(), ["student_kind=lstm"])
+    with pytest.raises(ConfigError, match="label_solves"):
+        apply_overrides(DistillConfig(), ["student_kind=plan", "dagger.label_solves=0"])
+    with pytest.raises(ConfigError, match="label_solves"):  # the action student's teacher keeps its own memory
+        apply_overrides(DistillConfig(), ["dagger.label_solves=3"])
     with pytest.raises(ConfigError, match="plan_layers"):
         apply_overrides(DistillConfig(), ["student_kind=plan", "plan_layers=[]"])

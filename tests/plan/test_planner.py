@@ -178,3 +178,20 @@ def test_momentum_warm_start_continues_the_last_executed_action(nominal_env):
         apply_overrides(PlannerConfig(), ["warm_start=random"])
     with pytest.raises(ConfigError, match="momentum_decay"):
         apply_overrides(PlannerConfig(), ["momentum_decay=1.5"])
+
+
+def test_resolving_labels_searches_again_from_the_same_start_and_keeps_the_controller_state(nominal_env):
+    ctl = MpcController(apply_overrides(PlannerConfig(), [*SMALL, "method=mppi"]), env=nominal_env)
+    nominal_env.reset(seed=3)
+    ctl.reset()
+    for _ in range(3):
+        nominal_env.step(ctl.act())
+    ctl.act()
+    nominal, label = ctl.planner.nominal.copy(), ctl.planner.label_plan.copy()
+    extra = ctl.resolve_label_plans(2)
+    assert len(extra) == 2 and not np.allclose(extra[0], extra[1]) and not np.allclose(extra[0], label)
+    assert np.array_equal(ctl.planner.nominal, nominal) and np.array_equal(ctl.planner.label_plan, label)
+    # Each extra search is a perturbation of the same warm start as the first: all three stay close.
+    spread = np.abs(np.stack([label, *extra]) - label).max()
+    assert spread < 4 * ctl.cfg.noise_std * ctl.planner.half_range.max()
+    ctl.close()
