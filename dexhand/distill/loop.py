@@ -30,6 +30,11 @@ STATE_FILE = "distill_state.json"
 TRAIN_SEED_BASE = 50_000  # collection episodes: far from PPO's small seeds and eval's 10**6 + k
 
 
+def explained(val_loss: float, label_variance: float) -> float:
+    """1 - val mse / label variance: the share of the teacher's held-out labels the student learnt."""
+    return 1.0 - val_loss / max(label_variance, 1e-12)
+
+
 @dataclass
 class FitResult:
     samples: int
@@ -42,8 +47,7 @@ class FitResult:
 
     @property
     def val_explained(self) -> float:
-        """1 - val mse / label variance: the share of the teacher's held-out labels the student learnt."""
-        return 1.0 - self.val_loss / max(self.label_variance, 1e-12)
+        return explained(self.val_loss, self.label_variance)
 
     @property
     def best_epoch(self) -> int | None:
@@ -93,7 +97,7 @@ def fit_epochs(predict: Callable[[th.Tensor], th.Tensor], params: list[th.nn.Par
         step = iteration * f.epochs + epoch
         tb.add_scalar("fit/train_mse", train_loss, step)
         tb.add_scalar("fit/val_mse", val_loss, step)
-        tb.add_scalar("fit/val_explained_variance", 1.0 - val_loss / max(label_variance, 1e-12), step)
+        tb.add_scalar("fit/val_explained_variance", explained(val_loss, label_variance), step)
     if best is not None:
         val_loss, train_loss, weights = best
         with th.no_grad():

@@ -19,7 +19,7 @@ import numpy as np
 import torch as th
 
 from dexhand.distill.config import DistillConfig
-from dexhand.distill.loop import DaggerLoop, FitResult, fit_epochs
+from dexhand.distill.loop import DaggerLoop, FitResult, explained, fit_epochs
 from dexhand.distill.plan_student import PLAN_STUDENT_FILE, PlanNet, plan_increments, plan_targets, shift_plan
 from dexhand.distill.shards import load_shards
 
@@ -46,11 +46,6 @@ class PlanDagger(DaggerLoop):
     def _start_episode(self, i: int) -> None:
         self.carried[i] = self._empty_plan()  # an episode starts holding still
 
-    def _student_plan(self, inputs: np.ndarray) -> np.ndarray:
-        with th.no_grad():
-            out = self.net(th.as_tensor(inputs[None]))[0].numpy()
-        return np.clip(out.reshape(self.net.horizon, self.net.n_actions), -1.0, 1.0)
-
     def _labelled_step(self, i: int, obs: dict[str, np.ndarray], use_teacher: bool
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         env, teacher, carried = self.envs[i], self.teachers[i], self.carried[i]
@@ -63,7 +58,7 @@ class PlanDagger(DaggerLoop):
         if use_teacher:
             action, executed = teacher_action, plan_increments(teacher.last_plan, target, unit)
         else:
-            executed = self._student_plan(inputs)
+            executed = self.net.plan(inputs)
             action = executed[0]
         self.carried[i] = shift_plan(executed)
         return inputs, label.ravel(), action
@@ -86,7 +81,7 @@ class PlanDagger(DaggerLoop):
         meta = {"goal_mode": task.goal_mode, "include_joint_angles": task.include_joint_angles,
                 "iteration": iteration, "samples": len(samples.obs), "planner": self.cfg.planner,
                 "label_solves": self.cfg.dagger.label_solves,
-                "val_explained": 1.0 - e.val_loss / max(e.label_variance, 1e-12)}
+                "val_explained": explained(e.val_loss, e.label_variance)}
         path = net.save(self._student_path(), meta)
         shutil.copyfile(path, self.run_dir / f"plan_student_iter{iteration}.pt")
         result = FitResult(len(samples.obs), e.train_loss, e.val_loss, e.label_variance, e.val_curve,

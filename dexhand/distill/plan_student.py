@@ -58,6 +58,12 @@ class PlanNet(th.nn.Module):
     def forward(self, inputs: th.Tensor) -> th.Tensor:
         return self.mlp((inputs - self.mean) / self.std)
 
+    def plan(self, inputs: np.ndarray) -> np.ndarray:
+        """One (observation, carried plan) input -> the plan (horizon, nu), clipped to the per-step limit."""
+        with th.no_grad():
+            out = self(th.as_tensor(np.asarray(inputs, np.float32)[None]))[0].numpy()
+        return np.clip(out.reshape(self.horizon, self.n_actions), -1.0, 1.0)
+
     def save(self, path: Path, meta: dict) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -94,10 +100,7 @@ class PlanStudentPolicy:
 
     def plan(self, policy_obs: np.ndarray) -> np.ndarray:
         """The whole plan (horizon, nu) for this step; does not advance the carried state."""
-        x = np.concatenate([np.asarray(policy_obs, np.float32), self.carried.ravel()])
-        with th.no_grad():
-            out = self.net(th.as_tensor(x[None]))[0].numpy()
-        return np.clip(out.reshape(self.net.horizon, self.net.n_actions), -1.0, 1.0)
+        return self.net.plan(np.concatenate([np.asarray(policy_obs, np.float32), self.carried.ravel()]))
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         plan = self.plan(observation["policy"])
