@@ -55,6 +55,22 @@ def test_config_validates_ray_fields():
         apply_overrides(TrainConfig(), ["ray_address= "])
 
 
+def wait_until_dead(actor, timeout_s: float = 30.0) -> None:
+    """``ray.kill`` returns before the actor is gone; a step sent meanwhile would still be answered."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.pid.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"actor still answers {timeout_s:.0f} s after ray.kill")
+
+
 @pytest.fixture(scope="class")
 def vec(local_ray):
     """Shared by TestRayVecEnv, closed after it (its 2 actors hold both CPUs); each test reseeds it."""
@@ -130,6 +146,7 @@ class TestRayVecEnv:
         before, _, _, infos = vec.step(random_actions(rng))
         restarts = list(vec.restarts)
         ray.kill(vec.actors[1])  # holds env 2
+        wait_until_dead(vec.actors[1])
         with caplog.at_level(logging.WARNING, logger="dexhand.scale.ray_vec_env"):
             obs, rew, done, infos = vec.step(random_actions(rng))
         assert vec.restarts == [restarts[0], restarts[1] + 1]
