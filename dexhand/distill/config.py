@@ -75,6 +75,7 @@ class DistillConfig:
     # memory the teacher's action mostly comes from.
     student_kind: Literal["action", "plan"] = "action"
     plan_layers: list[int] = field(default_factory=lambda: [512, 256, 256])  # the plan student's MLP
+    plan_residual: bool = False  # the plan student outputs its carried plan plus a correction
     student: TrainConfig = field(default_factory=TrainConfig)  # network, env and the checkpoint format
     planner: str = "teacher"  # planner config name or YAML (dexhand/configs/planner/)
     planner_overrides: list[str] = field(default_factory=list)

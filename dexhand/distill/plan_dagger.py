@@ -29,7 +29,7 @@ class PlanDagger(DaggerLoop):
         super().__init__(cfg, run_dir, resume, progress)
         env = self.envs[0]
         self.net = PlanNet(env.observation_space["policy"].shape[0], self.planner_cfg.horizon, env.model.nu,
-                           tuple(cfg.plan_layers))
+                           tuple(cfg.plan_layers), cfg.plan_residual)
         if self._has_student():
             self.net, _ = PlanNet.load(self._student_path())
         self.carried = [self._empty_plan() for _ in self.envs]
@@ -70,7 +70,7 @@ class PlanDagger(DaggerLoop):
         if len(samples.obs) < 2:
             raise ValueError(f"no distillation data in {self.shard_dir}")
         th.manual_seed(self.cfg.seed + iteration)
-        net = PlanNet(self.net.obs_dim, self.net.horizon, self.net.n_actions, self.net.layers)
+        net = PlanNet(self.net.obs_dim, self.net.horizon, self.net.n_actions, self.net.layers, self.cfg.plan_residual)
         net.set_normalization(samples.obs)
         x = th.as_tensor(samples.obs, dtype=th.float32)
         y = th.as_tensor(np.clip(samples.action, -1.0, 1.0), dtype=th.float32)

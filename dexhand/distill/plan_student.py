@@ -36,17 +36,28 @@ def shift_plan(increments: np.ndarray) -> np.ndarray:
 
 
 class PlanNet(th.nn.Module):
-    """MLP (observation, carried plan) -> plan, with the input normalization it was fit with."""
+    """MLP (observation, carried plan) -> plan, with the input normalization it was fit with.
 
-    def __init__(self, obs_dim: int, horizon: int, n_actions: int, layers: tuple[int, ...] = (512, 256, 256)) -> None:
+    ``residual``: the output is the carried plan plus the MLP's correction, so the network need not
+    learn to copy the 200-number plan through its layers and all of it goes to the correction (on the
+    first plan run's 20,000 pairs: 14.3% of the held-out correction's variance against 9.1%).
+    """
+
+    def __init__(self, obs_dim: int, horizon: int, n_actions: int, layers: tuple[int, ...] = (512, 256, 256),
+                 residual: bool = False) -> None:
         super().__init__()
         self.obs_dim, self.horizon, self.n_actions, self.layers = obs_dim, horizon, n_actions, tuple(layers)
+        self.residual = bool(residual)
         in_dim = obs_dim + horizon * n_actions
         mods: list[th.nn.Module] = []
         for width in layers:
             mods += [th.nn.Linear(in_dim, width), th.nn.Tanh()]
             in_dim = width
         mods.append(th.nn.Linear(in_dim, horizon * n_actions))
+        if self.residual:  # start from "carry the plan unchanged"
+            with th.no_grad():
+                mods[-1].weight.mul_(0.1)
+                mods[-1].bias.zero_()
         self.mlp = th.nn.Sequential(*mods)
         self.register_buffer("mean", th.zeros(obs_dim + horizon * n_actions))
         self.register_buffer("std", th.ones(obs_dim + horizon * n_actions))
@@ -56,7 +67,8 @@ class PlanNet(th.nn.Module):
         self.std.copy_(th.as_tensor(inputs.std(axis=0) + 1e-3))
 
     def forward(self, inputs: th.Tensor) -> th.Tensor:
-        return self.mlp((inputs - self.mean) / self.std)
+        out = self.mlp((inputs - self.mean) / self.std)
+        return out + inputs[:, self.obs_dim:] if self.residual else out
 
     def plan(self, inputs: np.ndarray) -> np.ndarray:
         """One (observation, carried plan) input -> the plan (horizon, nu), clipped to the per-step limit."""
@@ -68,14 +80,16 @@ class PlanNet(th.nn.Module):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         th.save({"state_dict": self.state_dict(), "obs_dim": self.obs_dim, "horizon": self.horizon,
-                 "n_actions": self.n_actions, "layers": list(self.layers), "meta": meta}, tmp)
+                 "n_actions": self.n_actions, "layers": list(self.layers), "residual": self.residual,
+                 "meta": meta}, tmp)
         tmp.replace(path)
         return path
 
     @classmethod
     def load(cls, path: Path) -> tuple[PlanNet, dict]:
         blob = th.load(path, map_location="cpu", weights_only=False)
-        net = cls(blob["obs_dim"], blob["horizon"], blob["n_actions"], tuple(blob["layers"]))
+        net = cls(blob["obs_dim"], blob["horizon"], blob["n_actions"], tuple(blob["layers"]),
+                  bool(blob.get("residual", False)))
         net.load_state_dict(blob["state_dict"])
         net.eval()
         return net, blob["meta"]

@@ -9,13 +9,13 @@ import torch as th
 
 from dexhand.distill.config import DistillConfig
 from dexhand.distill.plan_dagger import PlanDagger
-from dexhand.distill.plan_student import PlanStudentPolicy, plan_increments, plan_targets, shift_plan
+from dexhand.distill.plan_student import PlanNet, PlanStudentPolicy, plan_increments, plan_targets, shift_plan
 from dexhand.distill.shards import load_shards
 from dexhand.evaluate import evaluate, load_policy
 from sim.configio import ConfigError, apply_overrides
 
 HORIZON = 3
-TINY = ["student_kind=plan", "plan_layers=[64]", "dagger.iterations=2", "dagger.steps_per_iteration=24",
+TINY = ["student_kind=plan", "plan_layers=[64]", "plan_residual=true", "dagger.iterations=2", "dagger.steps_per_iteration=24",
         "dagger.shard_size=10", "dagger.n_envs=2", "fit.epochs=60", "fit.learning_rate=0.003",
         f"planner_overrides=[n_samples=6, horizon={HORIZON}, plan_timestep_scale=2]",
         "student.env.task.goal_mode=z", "student.env.task.include_joint_angles=true"]
@@ -98,3 +98,27 @@ def test_bad_plan_student_settings_name_the_field():
         apply_overrides(DistillConfig(), ["dagger.label_solves=3"])
     with pytest.raises(ConfigError, match="plan_layers"):
         apply_overrides(DistillConfig(), ["student_kind=plan", "plan_layers=[]"])
+
+
+def test_residual_plan_net_adds_its_correction_to_the_carried_plan(tmp_path):
+    obs_dim, horizon, nu = 6, 3, 4
+    net = PlanNet(obs_dim, horizon, nu, (16,), residual=True)
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(8, obs_dim + horizon * nu)).astype(np.float32)
+    net.set_normalization(inputs)
+    x = th.as_tensor(inputs)
+    with th.no_grad():
+        correction = net.mlp((x - net.mean) / net.std)
+        out = net(x)
+    np.testing.assert_allclose(out.numpy(), (x[:, obs_dim:] + correction).numpy(), rtol=1e-6)
+    # It starts close to carrying the plan unchanged, unlike the absolute net.
+    absolute = PlanNet(obs_dim, horizon, nu, (16,))
+    absolute.set_normalization(inputs)
+    with th.no_grad():
+        carry_err = float(((out - x[:, obs_dim:]) ** 2).mean())
+        abs_err = float(((absolute(x) - x[:, obs_dim:]) ** 2).mean())
+    assert carry_err < 0.1 * abs_err
+    loaded, _ = PlanNet.load(net.save(tmp_path / "p.pt", {}))
+    assert loaded.residual
+    with th.no_grad():
+        np.testing.assert_allclose(loaded(x).numpy(), out.numpy(), rtol=1e-6)
