@@ -57,6 +57,10 @@ class PlannerConfig:
     # observation holds (its previous action), so the teacher's labels follow from what the student sees.
     warm_start: Literal["shift", "momentum"] = "shift"
     momentum_decay: float = 0.7
+    # Common random numbers: the same knot noise (drawn once from ``seed``) at every control step, so a
+    # search is a deterministic function of the state and the warm start; a student then learns a
+    # function, not one noisy draw of it (two independent solves share only ~31% of their correction).
+    fixed_noise: bool = False
     temperature: float = 0.1  # MPPI: softmax temperature, as a fraction of the cost spread
     # Distillation labels: the cost-weighted mean of the last iteration's plans at this temperature
     # (a fraction of the cost spread): a lower-variance target than the single best sample.

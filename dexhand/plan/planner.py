@@ -76,6 +76,10 @@ class SamplingPlanner:
         self.nominal = np.tile(start_target, (cfg.horizon, 1))
         self.sigma = np.tile(cfg.noise_std * self.half_range, (cfg.n_knots, 1))
         self._state = np.empty(mujoco.mj_stateSize(self.model, _FULL))
+        # One standard-normal knot noise per iteration, the same at every control step (fixed_noise).
+        self._fixed = (np.random.default_rng([cfg.seed, 7]).normal(size=(cfg.iterations, cfg.n_samples, cfg.n_knots,
+                                                                         self.model.nu))
+                       if cfg.fixed_noise else None)
 
     def close(self) -> None:
         self._pool.close()
@@ -90,9 +94,10 @@ class SamplingPlanner:
             previous = out[:, t] = np.clip(previous + step, self.ctrl_low, self.ctrl_high)
         return out
 
-    def _candidates(self, start: np.ndarray, std: np.ndarray) -> np.ndarray:
+    def _candidates(self, start: np.ndarray, std: np.ndarray, iteration: int = 0) -> np.ndarray:
         n = self.cfg.n_samples
-        knot_noise = self.rng.normal(size=(n, self.cfg.n_knots, self.model.nu)) * std
+        unit = self._fixed[iteration] if self._fixed is not None else self.rng.normal(size=(n, self.cfg.n_knots, self.model.nu))
+        knot_noise = unit * std
         knot_noise[:, 0] *= self.cfg.first_knot_noise
         knot_noise[0] = 0.0  # the nominal plan itself competes
         plans = self.nominal[None] + np.einsum("hk,nku->nhu", self._interp, knot_noise)
@@ -128,9 +133,9 @@ class SamplingPlanner:
         base_std = noise_scale * cfg.noise_std * self.half_range
         best_cost = np.inf
         best_plan = self.nominal
-        for _ in range(cfg.iterations):
+        for it in range(cfg.iterations):
             std = noise_scale * self.sigma if cfg.method == "cem" else base_std
-            plans = self._candidates(start_target, std)
+            plans = self._candidates(start_target, std, it)
             costs = total_cost(cfg.cost, ctx, self._trajectory(self._rollout(data, plans), plans, start_target))
             self.label_plan = self._weighted(plans, costs, cfg.label_temperature)
             i = int(np.argmin(costs))

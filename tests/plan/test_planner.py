@@ -195,3 +195,20 @@ def test_resolving_labels_searches_again_from_the_same_start_and_keeps_the_contr
     spread = np.abs(np.stack([label, *extra]) - label).max()
     assert spread < 4 * ctl.cfg.noise_std * ctl.planner.half_range.max()
     ctl.close()
+
+
+def test_fixed_noise_makes_a_search_a_function_of_state_and_warm_start(nominal_env):
+    """With common random numbers a repeated search gives the same label; with fresh noise it does not."""
+    labels = {}
+    for fixed in (True, False):
+        ctl = MpcController(apply_overrides(PlannerConfig(), [*SMALL, "method=mppi", f"fixed_noise={fixed}"]),
+                            env=nominal_env)
+        nominal_env.reset(seed=3)
+        ctl.reset()
+        for _ in range(3):
+            nominal_env.step(ctl.act())
+        ctl.act()
+        labels[fixed] = (ctl.planner.label_plan.copy(), ctl.resolve_label_plans(1)[0])
+        ctl.close()
+    assert np.array_equal(*labels[True])
+    assert not np.allclose(*labels[False])
