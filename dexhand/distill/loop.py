@@ -25,6 +25,7 @@ from dexhand.distill.config import DistillConfig, FitConfig
 from dexhand.distill.shards import ShardWriter, held_out_shards, samples_by_iteration
 from dexhand.plan import MpcController
 from dexhand.plan.configio import load_planner_config
+from sim.configio import ConfigError
 
 STATE_FILE = "distill_state.json"
 TRAIN_SEED_BASE = 50_000  # collection episodes: far from PPO's small seeds and eval's 10**6 + k
@@ -118,6 +119,9 @@ class DaggerLoop:
             raise FileExistsError(f"{self.run_dir} holds a distillation run: pass --resume or pick a new --run-dir")
         self.state = json.loads(state_path.read_text()) if state_path.is_file() else {"fitted": [], "episodes": 0}
         self.planner_cfg = load_planner_config(cfg.planner, cfg.planner_overrides)
+        if self.planner_cfg.fixed_noise and cfg.dagger.label_solves > 1:
+            raise ConfigError("dagger.label_solves: with the planner's fixed_noise every search from the same start "
+                              "is the same; use label_solves=1 (or more n_samples)")
         self.envs, self.teachers = [], []
         for i in range(cfg.dagger.n_envs):
             env = CubeReorientEnv(config=copy.deepcopy(cfg.student.env))

@@ -89,13 +89,16 @@ def test_plan_dagger_warm_starts_the_teacher_from_the_carried_plan_and_fits_it(t
     assert report.episodes == 1 and policy.env_requirements == ["task.include_joint_angles=true"]
 
 
-def test_bad_plan_student_settings_name_the_field():
+def test_bad_plan_student_settings_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="student_kind"):
         apply_overrides(DistillConfig(), ["student_kind=lstm"])
     with pytest.raises(ConfigError, match="label_solves"):
         apply_overrides(DistillConfig(), ["student_kind=plan", "dagger.label_solves=0"])
     with pytest.raises(ConfigError, match="label_solves"):  # the action student's teacher keeps its own memory
         apply_overrides(DistillConfig(), ["dagger.label_solves=3"])
+    with pytest.raises(ConfigError, match="label_solves"):  # fixed noise: repeated searches are identical
+        PlanDagger(apply_overrides(DistillConfig(), [*TINY, "dagger.label_solves=2",
+                                                     "planner_overrides=[fixed_noise=true]"]), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="plan_layers"):
         apply_overrides(DistillConfig(), ["student_kind=plan", "plan_layers=[]"])
 
