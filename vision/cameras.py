@@ -6,40 +6,26 @@ world<-camera differs by diag(1, -1, -1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vision.runtime.calibration import CameraCalibration, pinhole_matrix
+from vision.runtime.calibration import CameraCalibration
+from vision.runtime.geometry import MJ_TO_CV, CameraGeometry, pinhole_matrix
 
 if TYPE_CHECKING:  # mujoco loads only after sim has chosen the GL backend
     import mujoco
 
-MJ_TO_CV = np.diag([1.0, -1.0, -1.0])
 
-
-@dataclass
-class CameraPose:
-    """One camera's K and pose (OpenCV convention): x_cam = R_cw @ x_world + t_cw."""
-
-    K: np.ndarray
-    R_cw: np.ndarray
-    t_cw: np.ndarray
-
-    def project(self, points_world: np.ndarray) -> np.ndarray:
-        cam = points_world @ self.R_cw.T + self.t_cw
-        uv = cam @ self.K.T
-        return uv[:, :2] / uv[:, 2:3]
-
-
-def camera_pose(model: mujoco.MjModel, data: mujoco.MjData, name: str, size: int) -> CameraPose:
-    """The camera's current K and pose (call after mj_forward / a step, which set cam_xpos/xmat)."""
+def camera_pose(model: mujoco.MjModel, data: mujoco.MjData, name: str, size: int,
+                origin: np.ndarray | None = None) -> CameraGeometry:
+    """The camera's current K and pose (call after mj_forward / a step, which set cam_xpos/xmat), with
+    world coordinates taken relative to ``origin`` when given (e.g. the hand origin of the pose labels)."""
     cam = model.camera(name).id
     R_wc = data.cam_xmat[cam].reshape(3, 3) @ MJ_TO_CV
     R_cw = R_wc.T
-    t_cw = -R_cw @ data.cam_xpos[cam]
-    return CameraPose(pinhole_matrix(float(model.cam_fovy[cam]), size, size), R_cw, t_cw)
+    t_cw = -R_cw @ (data.cam_xpos[cam] - (0.0 if origin is None else origin))
+    return CameraGeometry(pinhole_matrix(float(model.cam_fovy[cam]), size, size), R_cw, t_cw)
 
 
 def camera_metadata(model: mujoco.MjModel, data: mujoco.MjData, cameras, size: int) -> dict:

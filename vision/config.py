@@ -43,6 +43,17 @@ class GenConfig:
 
 
 @dataclass
+class ExtrinsicsError:
+    """The error of a lab's camera extrinsics calibration (checkerboard / marker cube at a known place on
+    the hand): evaluations in simulation perturb the cameras' true poses by it before triangulating, so the
+    figures are those of a calibrated rig, not of a perfectly known one."""
+
+    pos_std: float = 0.001  # m per axis, camera centre
+    angle_std: float = 0.004  # rad, orientation (about 0.23 deg)
+    focal_rel_std: float = 0.003  # relative focal length (intrinsics)
+
+
+@dataclass
 class AugmentConfig:
     camera_dropout: float = 0.1  # probability per sample that one camera is blacked out
     brightness: float = 0.15  # +- additive, of full range
@@ -91,6 +102,13 @@ class TrainConfig:
     learners: int = 1
     backup: int = 0
     learner_timeout: float = 60.0  # s a learner may owe a gradient before it is dropped
+    # Per-camera head that locates the cube centre in each image (arch=keypoints); the runtime
+    # triangulates it with the calibrated cameras (vision.runtime.geometry). Loss in units of 10 net pixels.
+    centre_head: bool = False
+    centre_weight: float = 2.0
+    # Start from these weights: a checkpoint (.pt) or an exported model (.onnx, BatchNorm folded in);
+    # parameters the file lacks (e.g. a new centre head) keep their fresh initialization.
+    init_from: str = ""
 
     def validate(self) -> None:
         if self.arch not in ("keypoints", "flatten"):
@@ -111,6 +129,10 @@ class TrainConfig:
             raise ConfigError(f"backup: must be >= 0, got {self.backup}")
         if self.batch_size < self.learners:
             raise ConfigError(f"batch_size: {self.batch_size} cannot be split over {self.learners} learners")
+        if self.centre_head and self.arch != "keypoints":
+            raise ConfigError("centre_head: needs arch 'keypoints'")
+        if self.init_from and not self.init_from.endswith((".pt", ".onnx")):
+            raise ConfigError(f"init_from: {self.init_from!r} is neither a .pt checkpoint nor an .onnx model")
         if self.learner_timeout <= 0:
             raise ConfigError(f"learner_timeout: must be > 0 s, got {self.learner_timeout}")
 

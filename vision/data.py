@@ -241,6 +241,25 @@ def generate_dataset(cfg: GenConfig, out: Path, n: int, seed: int = 0, workers: 
     return write_metadata(cfg, out, n, seed)
 
 
+def sample_cameras(samples: dict[str, np.ndarray], input_size: int, error=None,
+                   rng: np.random.Generator | None = None) -> list[dict[str, Any]]:
+    """Each sample's camera geometry (``vision.runtime.geometry.CameraGeometry`` by camera name), with
+    positions relative to the hand origin as the labels. ``error`` (``vision.config.ExtrinsicsError``):
+    as a calibration with those errors would give them (drawn from ``rng``), not exactly."""
+    from sim.env import HAND_ORIGIN
+    from sim.scene import VISION_CAMERAS
+    from vision.runtime.geometry import mujoco_camera, perturbed
+
+    out = []
+    for i in range(len(samples["pos"])):
+        cams = {c: mujoco_camera(samples["cam_pos"][i, j], samples["cam_quat"][i, j], samples["cam_fovy"][i, j],
+                                 input_size, HAND_ORIGIN) for j, c in enumerate(VISION_CAMERAS)}
+        if error is not None:
+            cams = {c: perturbed(g, rng, error.pos_std, error.angle_std, error.focal_rel_std) for c, g in cams.items()}
+        out.append(cams)
+    return out
+
+
 def finished_shards(folder: Path) -> list[Path]:
     """The written shards of a folder (not the .tmp.npz files of a generation in progress)."""
     return sorted(p for p in Path(folder).glob("shard_*.npz") if p.stem[6:].isdigit())

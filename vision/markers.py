@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.cameras import CameraPose
 from vision.marker_cube import aruco_dictionary, marker_corners_cube
+from vision.runtime.geometry import CameraGeometry
 from vision.runtime.rotations import matrix_to_quat, quat_angle
 
 
@@ -52,7 +52,7 @@ class MarkerPoseEstimator:
             return np.zeros((0, 3)), np.zeros((0, 2))
         return np.concatenate(obj), np.concatenate(img).astype(np.float64)
 
-    def estimate(self, images: dict[str, np.ndarray], cameras: dict[str, CameraPose]) -> MarkerPose | None:
+    def estimate(self, images: dict[str, np.ndarray], cameras: dict[str, CameraGeometry]) -> MarkerPose | None:
         """Pose from the images of the named cameras; None when no marker is seen."""
         obs = {c: self.detect(images[c]) for c in images}
         obs = {c: o for c, o in obs.items() if len(o[0])}

@@ -105,7 +105,8 @@ class KeypointTrunk(nn.Module):
         self.softmax = SpatialSoftmax(sizes[level], sizes[level])
         self.fc = nn.Sequential(nn.Linear(2 * keypoints + channels[-1], feature_dim), nn.ReLU(inplace=True))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> (keypoint positions, pooled appearance), the input of ``fc``."""
         if self.lateral is None:
             f = self.conv(x)
             maps = self.keypoints(f)
@@ -118,13 +119,17 @@ class KeypointTrunk(nn.Module):
                     fine = f
             top = nn.functional.interpolate(self.lateral(f), size=fine.shape[-2:], mode="nearest")
             maps = self.keypoints(fine + top)
-        return self.fc(torch.cat([self.softmax(maps), f.mean((2, 3))], -1))
+        return torch.cat([self.softmax(maps), f.mean((2, 3))], -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.encode(x))
 
 
 class PoseNet(nn.Module):
     def __init__(self, n_cams: int = 3, net_size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 64, 128),
                  strides: tuple[int, ...] = (2, 2, 2, 2, 2), feature_dim: int = 128, hidden: int = 256,
-                 arch: str = "flatten", keypoints: int = 32, keypoint_level: int = -1) -> None:
+                 arch: str = "flatten", keypoints: int = 32, keypoint_level: int = -1,
+                 centre_head: bool = False) -> None:
         super().__init__()
         self.n_cams = n_cams
         if arch == "keypoints":
@@ -140,16 +145,31 @@ class PoseNet(nn.Module):
             nn.Linear(hidden, 3 + 6 + 2),
         )
         self.register_buffer("rot_bias", torch.tensor([1.0, 0, 0, 0, 1.0, 0]), persistent=False)
+        self.centre: nn.ModuleList | None = None
+        if centre_head:  # per camera: (its keypoints, appearance, features) -> the cube centre in its image
+            if arch != "keypoints":
+                raise ValueError("centre_head needs arch='keypoints'")
+            width = feature_dim + 2 * keypoints + channels[-1]
+            self.centre = nn.ModuleList(nn.Sequential(nn.Linear(width, 128), nn.ReLU(inplace=True), nn.Linear(128, 2))
+                                        for _ in range(n_cams))
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(pos, rot6d, err), and with the centre head ``uv`` (B, n_cams, 2): the cube centre's image
+        position in each camera, -1 and +1 at the network image's edges (x right, y down)."""
         b, n = images.shape[0], images.shape[1]
         x = (images.reshape(b * n, *images.shape[2:]) - 0.5) * 4.0
-        feats = self.trunk(x).reshape(b, -1)
-        out = self.head(feats)
+        if self.centre is None:
+            feats = self.trunk(x)
+        else:
+            codes = self.trunk.encode(x)
+            feats = self.trunk.fc(codes)
+            per_cam = torch.cat([feats, codes], -1).reshape(b, n, -1)
+            uv = torch.stack([head(per_cam[:, c]) for c, head in enumerate(self.centre)], 1)
+        out = self.head(feats.reshape(b, -1))
         pos = out[:, :3] * POS_SCALE
         rot6d = out[:, 3:9] + self.rot_bias
         err = nn.functional.softplus(out[:, 9:11]) * 10.0
-        return pos, rot6d, err
+        return (pos, rot6d, err) if self.centre is None else (pos, rot6d, err, uv)
 
 
 def sixd_to_matrix(sixd: torch.Tensor) -> torch.Tensor:

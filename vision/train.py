@@ -30,6 +30,7 @@ from tqdm import tqdm
 from sim.configio import to_dict
 from vision.config import AugmentConfig, TrainConfig
 from vision.model import PoseNet, quat_to_matrix, rotation_angle, sixd_to_matrix
+from vision.runtime.geometry import pixel_to_net, triangulate_centre
 from vision.runtime.pipeline import ImagePipeline, PipelineConfig
 
 if TYPE_CHECKING:
@@ -77,8 +78,18 @@ def pose_errors(pos, rot6d, pos_true, rmat_true) -> tuple[torch.Tensor, torch.Te
     return pos_mm, rot_deg
 
 
-def batch_loss(model, x, pos_true, rmat_true, cfg: TrainConfig):
-    pos, rot6d, err = model(x)
+def centre_loss(x: torch.Tensor, uv: torch.Tensor, uv_true: torch.Tensor) -> torch.Tensor:
+    """Huber loss of the image-centre head in units of 10 net pixels, over the cameras that show the cube
+    (not blacked out, centre inside the image)."""
+    shown = (x.flatten(2).amax(-1) > 0) & (uv_true.abs().amax(-1) < 1.0)
+    scale = x.shape[-1] / 20.0  # normalized units -> 10-pixel units
+    per = F.smooth_l1_loss(uv * scale, uv_true * scale, beta=0.1, reduction="none").sum(-1)
+    return (per * shown).sum() / shown.sum().clamp_min(1)
+
+
+def batch_loss(model, x, pos_true, rmat_true, cfg: TrainConfig, uv_true: torch.Tensor | None = None):
+    out = model(x)
+    pos, rot6d, err = out[:3]
     r = sixd_to_matrix(rot6d)
     pos_loss = F.smooth_l1_loss(pos / 0.01, pos_true / 0.01, beta=0.1)
     rot_loss = ((r - rmat_true) ** 2).sum((1, 2)).add(1e-8).sqrt().mean()
@@ -91,7 +102,12 @@ def batch_loss(model, x, pos_true, rmat_true, cfg: TrainConfig):
     else:
         err_loss = F.smooth_l1_loss(err / 10, actual / 10)
     loss = pos_loss + cfg.rot_weight * rot_loss + cfg.err_weight * err_loss
-    return loss, {"pos_loss": pos_loss.item(), "rot_loss": rot_loss.item(), "err_loss": err_loss.item()}
+    parts = {"pos_loss": pos_loss.item(), "rot_loss": rot_loss.item(), "err_loss": err_loss.item()}
+    if len(out) > 3 and uv_true is not None:
+        uv_loss = centre_loss(x, out[3], uv_true)
+        loss = loss + cfg.centre_weight * uv_loss
+        parts["centre_loss"] = uv_loss.item()
+    return loss, parts
 
 
 @dataclass
@@ -102,7 +118,8 @@ class BatchLoss:
 
     def __call__(self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         device = next(model.parameters()).device
-        return batch_loss(model, *(t.to(device) for t in batch), self.cfg)[0]
+        x, pos, rmat, uv = (t.to(device) for t in batch)
+        return batch_loss(model, x, pos, rmat, self.cfg, uv)[0]
 
 
 _IMAGE_CACHE: dict[str, np.ndarray] = {}
@@ -125,19 +142,20 @@ class AugmentedShards:
     images_path: str
     pos: torch.Tensor
     rmat: torch.Tensor
+    uv: torch.Tensor
     train_index: np.ndarray
     shard_size: int
     augment: AugmentConfig
     seed: int
     offset: int = 0  # e.g. the epoch a resumed run starts at, so it does not replay the first draws
 
-    def __call__(self, rank: int, iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, rank: int, iteration: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, self.offset, rank, iteration])
         idx = np.sort(rng.choice(self.train_index, min(self.shard_size, len(self.train_index)), replace=False))
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         images = _shared_images(self.images_path)[idx]
         x = augment(torch.from_numpy(ImagePipeline.to_input(images)), self.augment, gen)
-        return x, self.pos[idx], self.rmat[idx]
+        return x, self.pos[idx], self.rmat[idx], self.uv[idx]
 
 
 @torch.no_grad()
@@ -163,23 +181,49 @@ BN_RECALIBRATION_BATCHES = 16
 
 
 @torch.no_grad()
-def evaluate_torch(model, images: np.ndarray, pos: np.ndarray, quat: np.ndarray, batch: int = 128) -> dict[str, Any]:
-    """Errors of a torch model on prepared uint8 images (no augmentation)."""
+def evaluate_torch(model, images: np.ndarray, pos: np.ndarray, quat: np.ndarray, batch: int = 128,
+                   cameras: list[dict[str, Any]] | None = None, pipeline: PipelineConfig | None = None) -> dict[str, Any]:
+    """Errors of a torch model on prepared uint8 images (no augmentation). With a centre head and the
+    samples' ``cameras`` (``vision.data.sample_cameras``), also the triangulated position's errors (``tri_mm_*``)."""
     model.eval()
     device = next(model.parameters()).device
-    pos_errs, rot_errs, pred_errs = [], [], []
+    pos_errs, rot_errs, pred_errs, uvs, preds = [], [], [], [], []
     for s in range(0, len(images), batch):
         x = torch.from_numpy(ImagePipeline.to_input(images[s:s + batch])).to(device)
-        p, r6, err = model(x)
+        out = model(x)
+        p, r6, err = out[:3]
+        if len(out) > 3:
+            uvs.append(out[3].cpu().numpy())
+            preds.append(p.cpu().numpy())
         pm, rd = pose_errors(p, r6, torch.from_numpy(pos[s:s + batch]).float().to(device),
                              quat_to_matrix(torch.from_numpy(quat[s:s + batch]).float()).to(device))
         pos_errs.append(pm.cpu().numpy())
         rot_errs.append(rd.cpu().numpy())
         pred_errs.append(err.cpu().numpy())
     pm, rd, pe = np.concatenate(pos_errs), np.concatenate(rot_errs), np.concatenate(pred_errs)
-    return {"pos_mm_median": float(np.median(pm)), "pos_mm_p90": float(np.percentile(pm, 90)),
-            "rot_deg_median": float(np.median(rd)), "rot_deg_p90": float(np.percentile(rd, 90)),
-            "pred_err_median": np.median(pe, axis=0).tolist()}
+    metrics = {"pos_mm_median": float(np.median(pm)), "pos_mm_p90": float(np.percentile(pm, 90)),
+               "rot_deg_median": float(np.median(rd)), "rot_deg_p90": float(np.percentile(rd, 90)),
+               "pred_err_median": np.median(pe, axis=0).tolist()}
+    if uvs and cameras is not None and pipeline is not None:
+        uv, net_pos = np.concatenate(uvs), np.concatenate(preds)
+        tri = np.array([_triangulated(uv[i], cameras[i], pipeline, net_pos[i]) for i in range(len(uv))])
+        tm = np.linalg.norm(tri - pos, axis=1) * 1000
+        metrics.update({"tri_mm_median": float(np.median(tm)), "tri_mm_p90": float(np.percentile(tm, 90))})
+    return metrics
+
+
+def _triangulated(uv: np.ndarray, cameras: dict[str, Any], pipeline: PipelineConfig, fallback: np.ndarray) -> np.ndarray:
+    tri = triangulate_centre(uv, cameras, pipeline.input_size, pipeline.crop)
+    return fallback if tri is None else tri.point
+
+
+def centre_labels(pos: np.ndarray, cameras: list[dict[str, Any]], pipeline: PipelineConfig) -> np.ndarray:
+    """(N, n_cams, 2) normalized image position of the cube centre in each camera (the centre head's target)."""
+    out = np.zeros((len(pos), len(cameras[0]) if cameras else 0, 2), np.float32)
+    for i, cams in enumerate(cameras):
+        for j, geom in enumerate(cams.values()):
+            out[i, j] = pixel_to_net(geom.project(pos[i][None])[0], pipeline.input_size, pipeline.crop)
+    return out
 
 
 def stored_pipeline(data: Path) -> dict | None:
@@ -201,7 +245,7 @@ def stored_pipeline(data: Path) -> dict | None:
 def load_prepared(data: Path, pipeline: ImagePipeline) -> dict[str, np.ndarray]:
     """Network-resolution uint8 images and labels of a generated folder. Raw frames go through
     ``pipeline``; frames stored already prepared must have been made with the same settings."""
-    from vision.data import load_dataset
+    from vision.data import load_dataset, sample_cameras
 
     raw = load_dataset(data)
     stored = stored_pipeline(data)
@@ -214,7 +258,9 @@ def load_prepared(data: Path, pipeline: ImagePipeline) -> dict[str, np.ndarray]:
             raise ValueError(f"{data}: images were stored through the pipeline {stored}, the training wants "
                              f"{want} ({', '.join(bad)} differ): set them equal or regenerate")
         images = raw["images"]
-    return {"images": images, "pos": raw["pos"], "quat": raw["quat"]}
+    cameras = sample_cameras(raw, pipeline.config.input_size)
+    return {"images": images, "pos": raw["pos"], "quat": raw["quat"], "cameras": cameras,
+            "uv": centre_labels(raw["pos"], cameras, pipeline.config)}
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +277,26 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 def build_model(cfg: TrainConfig, n_cams: int = 3) -> PoseNet:
     return PoseNet(n_cams, cfg.net_size, cfg.channels, cfg.strides, cfg.feature_dim, cfg.hidden,
-                   arch=cfg.arch, keypoints=cfg.keypoints, keypoint_level=cfg.keypoint_level)
+                   arch=cfg.arch, keypoints=cfg.keypoints, keypoint_level=cfg.keypoint_level,
+                   centre_head=cfg.centre_head)
+
+
+def initialize_from(model: PoseNet, path: Path, images: torch.Tensor) -> list[str]:
+    """Load the weights of a checkpoint or an exported ONNX model into ``model``; returns the names of the
+    parameters the file did not have. ``images``: a batch to re-estimate BatchNorm statistics from, since
+    an exported model has them folded into its convolutions (``vision.export.unfold_batchnorm``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no such file {path}")
+    if path.suffix == ".onnx":
+        from vision.export import load_onnx_weights
+
+        return load_onnx_weights(model, path, images)
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    missing, unexpected = model.load_state_dict(state.get("model", state), strict=False)
+    if unexpected:
+        raise ValueError(f"init_from: {path} has parameters this model lacks: {', '.join(unexpected)}")
+    return list(missing)
 
 
 class ProgressSchedule:
@@ -298,7 +363,12 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
         raise ValueError(f"{data}: {n} samples leave none for training after the validation split")
 
     device = torch.device(cfg.device)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    if cfg.init_from and not resume:
+        sample = torch.from_numpy(ImagePipeline.to_input(ds["images"][tr[:256]]))
+        fresh = initialize_from(model, Path(cfg.init_from), sample)
+        print(f"initialized from {cfg.init_from}" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     epoch_len = min(cfg.epoch_size, len(tr)) if cfg.epoch_size else len(tr)
     steps_per_epoch = math.ceil(epoch_len / cfg.batch_size)
@@ -326,12 +396,14 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     gen = torch.Generator().manual_seed(cfg.seed + start_epoch)
     images, pos = ds["images"], torch.from_numpy(ds["pos"]).float().to(device)
     rmat = quat_to_matrix(torch.from_numpy(ds["quat"]).float()).to(device)
+    uv = torch.from_numpy(ds["uv"]).float().to(device)
+    val_cameras = [ds["cameras"][i] for i in val]
     metrics: dict[str, Any] = {}
     meta = {"config": to_dict(cfg), "pipeline": pipe_cfg.to_dict(), "cameras": list(CAMERAS), "data": str(data),
             "n_train": len(tr), "n_val": len(val), "command": command}
     epoch_losses: list[float] = []
     with contextlib.ExitStack() as stack:
-        learners = _start_learners(cfg, stack, images, pos, rmat, tr, out, start_epoch, model, opt, pool, delay_fn)
+        learners = _start_learners(cfg, stack, images, pos, rmat, uv, tr, out, start_epoch, model, opt, pool, delay_fn)
         for epoch in range(start_epoch, cfg.epochs):
             if cfg.time_limit_s and trained_s >= cfg.time_limit_s:
                 print(f"time limit {cfg.time_limit_s:.0f} s reached after {epoch} epochs")
@@ -346,7 +418,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
                     return bool(cfg.time_limit_s) and trained_s + time.perf_counter() - t0 >= cfg.time_limit_s
 
                 losses = _local_epoch(cfg, model, opt, sched, writer, bar, epoch, steps_per_epoch, tr, gen,
-                                      images, pos, rmat, device, out_of_time)
+                                      images, pos, rmat, uv, device, out_of_time)
             else:
                 losses = _parallel_epoch(learners, sched, writer, bar, epoch, steps_per_epoch)
                 recalibrate_batchnorm(model, _recalibration_batches(cfg, images, tr, gen, device))
@@ -354,17 +426,21 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
             epoch_losses.append(float(np.mean(losses)))
             trained_s += time.perf_counter() - t0
             epoch_t0.clear()
-            metrics = evaluate_torch(model, images[val], ds["pos"][val], ds["quat"][val])
-            for name in ("pos_mm_median", "pos_mm_p90", "rot_deg_median", "rot_deg_p90"):
-                writer.add_scalar(f"val/{name}", metrics[name], epoch)
-            score = metrics["pos_mm_median"] / 2.0 + metrics["rot_deg_median"] / 3.0  # both relative to the goal
+            metrics = evaluate_torch(model, images[val], ds["pos"][val], ds["quat"][val], cameras=val_cameras,
+                                     pipeline=pipe_cfg)
+            for name in ("pos_mm_median", "pos_mm_p90", "rot_deg_median", "rot_deg_p90", "tri_mm_median"):
+                if name in metrics:
+                    writer.add_scalar(f"val/{name}", metrics[name], epoch)
+            # both relative to the goal; with a centre head the position that ships is the triangulated one
+            score = metrics.get("tri_mm_median", metrics["pos_mm_median"]) / 2.0 + metrics["rot_deg_median"] / 3.0
             ck = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                   "epoch": epoch, "best_score": min(best, score), "trained_s": trained_s, "val": metrics, **meta}
             torch.save(ck, last_path)
             if score < best:
                 best = score
                 torch.save(ck, best_path)
-            print(f"epoch {epoch + 1}: val position median {metrics['pos_mm_median']:.2f} mm, orientation median "
+            tri = f" (triangulated {metrics['tri_mm_median']:.2f} mm)" if "tri_mm_median" in metrics else ""
+            print(f"epoch {epoch + 1}: val position median {metrics['pos_mm_median']:.2f} mm{tri}, orientation median "
                   f"{metrics['rot_deg_median']:.2f} deg ({trained_s:.0f} s trained)", flush=True)
     writer.close()
     ck = torch.load(best_path, weights_only=False)
@@ -376,7 +452,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
 
 def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, steps_per_epoch: int,
                  tr: np.ndarray, gen: torch.Generator, images: np.ndarray, pos: torch.Tensor, rmat: torch.Tensor,
-                 device: torch.device, out_of_time: Callable[[], bool] | None = None) -> list[float]:
+                 uv: torch.Tensor, device: torch.device, out_of_time: Callable[[], bool] | None = None) -> list[float]:
     """One epoch in this process (learners=1): steps_per_epoch batches drawn without replacement
     (an epoch_size shorter than the training set is a fresh random part of it); ends early when
     ``out_of_time()``."""
@@ -387,7 +463,7 @@ def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, s
             break
         idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]
         x = augment(torch.from_numpy(ImagePipeline.to_input(images[idx])), cfg.augment, gen).to(device)
-        loss, parts = batch_loss(model, x, pos[idx], rmat[idx], cfg)
+        loss, parts = batch_loss(model, x, pos[idx], rmat[idx], cfg, uv[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -403,7 +479,7 @@ def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, s
 
 
 def _start_learners(cfg: TrainConfig, stack: contextlib.ExitStack, images: np.ndarray, pos: torch.Tensor,
-                    rmat: torch.Tensor, tr: np.ndarray, out: Path, start_epoch: int, model, opt,
+                    rmat: torch.Tensor, uv: torch.Tensor, tr: np.ndarray, out: Path, start_epoch: int, model, opt,
                     pool: WorkerPool | None, delay_fn: Callable[[int, int], float] | None) -> DataParallelSGD | None:
     """Spawn (or take from ``pool``) the K + B learners for the whole run; None when learners=1."""
     if cfg.learners == 1 and cfg.backup == 0:
@@ -414,7 +490,7 @@ def _start_learners(cfg: TrainConfig, stack: contextlib.ExitStack, images: np.nd
     stack.callback(shutil.rmtree, scratch, ignore_errors=True)
     images_path = scratch / "images.npy"
     np.save(images_path, images)
-    batches = AugmentedShards(str(images_path), pos.cpu(), rmat.cpu(), np.asarray(tr), cfg.batch_size // cfg.learners,
+    batches = AugmentedShards(str(images_path), pos.cpu(), rmat.cpu(), uv.cpu(), np.asarray(tr), cfg.batch_size // cfg.learners,
                               cfg.augment, cfg.seed, offset=start_epoch)
     learners = DataParallelSGD(model, opt, BatchLoss(cfg), batches, workers=cfg.learners, backup=cfg.backup,
                                mode="sync", delay_fn=delay_fn, worker_timeout=cfg.learner_timeout,

@@ -4,6 +4,8 @@ Loads ``vision.runtime.PoseEstimator`` from ``~model`` (a path). Subscribes to t
 topics (``~image_topics``: camera name -> topic; sensor_msgs/Image rgb8 or bgr8) and estimates once
 per set of images whose stamps agree within ``~max_stamp_skew`` s. Publishes geometry_msgs/PoseWithCovarianceStamped
 on ``~output_topic`` with the images' stamp, position relative to the hand origin, orientation wxyz.
+``~calibration`` (optional): the cameras' calibration file; with extrinsics in it, a model with a centre
+head triangulates the cube position (``vision.runtime.geometry``), else the network regresses it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import threading
 DEFAULT_CAMERAS = ("cam_left", "cam_right", "cam_top")
 
 
-def load_estimator(path: str):
-    """The vision runtime's estimator for ``path``; errors say what is missing."""
+def load_estimator(path: str, calibration: str = ""):
+    """The vision runtime's estimator for ``path`` (and a calibration file, when given); errors say what is missing."""
     if not path:
         raise ValueError("~model is empty: give the path of an exported pose-estimator model")
     try:
@@ -23,7 +25,9 @@ def load_estimator(path: str):
     except ImportError as exc:
         raise RuntimeError(f"the vision runtime (vision.runtime.PoseEstimator) does not import: {exc}") from exc
     loader = getattr(PoseEstimator, "load", None)
-    return loader(path) if loader is not None else PoseEstimator(path)
+    if loader is None:
+        return PoseEstimator(path)
+    return loader(path, calibration=calibration) if calibration else loader(path)
 
 
 class ImageSync:
@@ -66,7 +70,7 @@ def main() -> int:
 
     rospy.init_node("pose_estimator")
     try:
-        estimator = load_estimator(str(rospy.get_param("~model", "")))
+        estimator = load_estimator(str(rospy.get_param("~model", "")), str(rospy.get_param("~calibration", "")))
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         rospy.logfatal(f"pose_estimator: {exc}")
         print(f"pose_estimator: {exc}", file=sys.stderr)

@@ -192,7 +192,7 @@ def test_keypoint_model_exports_to_onnx_and_matches_torch(tmp_path, level):
     est = PoseEstimator.load(onnx_path)
     rng = np.random.default_rng(0)
     x = rng.random((2, 3, 3, 32, 32)).astype(np.float32)
-    for ours, theirs in zip(est.run_network(x), torch_outputs(model, x)):
+    for ours, theirs in zip(est.run_network(x).values(), torch_outputs(model, x)):
         np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
 
 

@@ -59,7 +59,7 @@ def test_onnx_matches_torch_and_runtime(trained):
     images = {c: raw["images"][0, j] for j, c in enumerate(CAMS)}
     x, present = est.pipeline.batch(images, est.cameras)
     assert present.all()
-    for ours, theirs in zip(est.run_network(x), torch_outputs(model, x)):
+    for ours, theirs in zip(est.run_network(x).values(), torch_outputs(model, x)):
         np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
     pos, quat, conf = est.estimate(images)
     t_pos, t_rot, _ = torch_outputs(model, x)

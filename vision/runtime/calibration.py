@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vision.runtime.geometry import CameraGeometry, pinhole_matrix
+
 
 @dataclass
 class CameraCalibration:
@@ -23,6 +25,14 @@ class CameraCalibration:
     camera_matrix: np.ndarray  # 3x3 K
     distortion: np.ndarray  # OpenCV's (k1, k2, p1, p2, k3, ...)
     rms: float = 0.0  # reprojection error of the calibration, pixels
+    # Extrinsics, optional: x_cam = R_cam_from_hand @ x + t_cam_from_hand (OpenCV camera axes), x in metres
+    # from the hand origin in hand axes (the pose labels' frame). With them the estimator triangulates.
+    R_cam_from_hand: np.ndarray | None = None
+    t_cam_from_hand: np.ndarray | None = None
+
+    @property
+    def has_extrinsics(self) -> bool:
+        return self.R_cam_from_hand is not None and self.t_cam_from_hand is not None
 
     @property
     def fovy(self) -> float:
@@ -33,11 +43,12 @@ class CameraCalibration:
         """The distortion-free, centred K that the simulated camera has: undistortion maps onto it."""
         return pinhole_matrix(self.fovy, self.width, self.height)
 
-
-def pinhole_matrix(fovy_deg: float, width: int, height: int) -> np.ndarray:
-    """K of a MuJoCo camera: square pixels, principal point at the image centre (pixel-centre convention)."""
-    f = 0.5 * height / math.tan(math.radians(fovy_deg) / 2.0)
-    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+    def geometry(self) -> CameraGeometry:
+        """The undistorted camera (ideal K) at its calibrated pose; needs the extrinsics."""
+        if not self.has_extrinsics:
+            raise ValueError("this calibration has no extrinsics (R_cam_from_hand, t_cam_from_hand)")
+        return CameraGeometry(self.ideal_matrix(), np.asarray(self.R_cam_from_hand, np.float64),
+                              np.asarray(self.t_cam_from_hand, np.float64).ravel())
 
 
 def save_calibration(path: str | Path, cameras: dict[str, CameraCalibration]) -> None:
@@ -52,6 +63,9 @@ def save_calibration(path: str | Path, cameras: dict[str, CameraCalibration]) ->
             fs.write("distortion", np.asarray(cal.distortion, dtype=np.float64).reshape(1, -1))
             fs.write("rms", float(cal.rms))
             fs.write("fovy", float(cal.fovy))
+            if cal.has_extrinsics:
+                fs.write("R_cam_from_hand", np.asarray(cal.R_cam_from_hand, dtype=np.float64).reshape(3, 3))
+                fs.write("t_cam_from_hand", np.asarray(cal.t_cam_from_hand, dtype=np.float64).reshape(3, 1))
             fs.endWriteStruct()
     finally:
         fs.release()
@@ -79,12 +93,23 @@ def load_calibration(path: str | Path) -> dict[str, CameraCalibration]:
             if k is None or k.shape != (3, 3):
                 raise ValueError(f"{path}: camera {name!r} camera_matrix must be 3x3")
             rms_node = node.getNode("rms")
+            R, t = node.getNode("R_cam_from_hand"), node.getNode("t_cam_from_hand")
+            if R.empty() != t.empty():
+                raise ValueError(f"{path}: camera {name!r} has only one of R_cam_from_hand and t_cam_from_hand")
+            R = None if R.empty() else R.mat()
+            t = None if t.empty() else t.mat()
+            if R is not None and (R.shape != (3, 3) or t.size != 3
+                                  or not np.allclose(R @ R.T, np.eye(3), atol=1e-4)):
+                raise ValueError(f"{path}: camera {name!r} R_cam_from_hand must be a 3x3 rotation and "
+                                 f"t_cam_from_hand 3 numbers")
             out[name] = CameraCalibration(
                 width=int(node.getNode("width").real()),
                 height=int(node.getNode("height").real()),
                 camera_matrix=k.astype(np.float64),
                 distortion=node.getNode("distortion").mat().astype(np.float64).ravel(),
                 rms=0.0 if rms_node.empty() else float(rms_node.real()),
+                R_cam_from_hand=None if R is None else R.astype(np.float64),
+                t_cam_from_hand=None if t is None else t.astype(np.float64).ravel(),
             )
         return out
     finally:
