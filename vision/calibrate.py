@@ -4,6 +4,10 @@
 of a MuJoCo camera with the vision cameras' fovy and calibrates it: the recovered K must match the
 pinhole model MuJoCo renders with (tests check this), which validates the whole chain the pose labels
 and the marker baseline rely on. ``calibrate_images`` does the same for real photos.
+
+``calibrate_extrinsics`` adds each camera's pose in the hand frame (what the estimator triangulates with)
+from one image per camera of the board lying at a known pose on the hand (e.g. in a 3D-printed palm
+cradle): solvePnP gives camera <- board, the known pose hand <- board, together camera <- hand.
 """
 
 from __future__ import annotations
@@ -137,6 +141,78 @@ def calibrate_images(folder: Path, inner=BOARD_INNER, square: float = 0.02) -> d
         images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files]
         out[sub.name] = calibrate_grey_images([im for im in images if im is not None], tuple(inner), square)
     return out
+
+
+def board_corners(image: np.ndarray, inner=BOARD_INNER) -> np.ndarray | None:
+    """(N, 2) sub-pixel inner corners of the board in a grey image in the board frame's order, or None when
+    the board is not found: row by row (``inner[0]`` per row), the first next to the black corner square.
+
+    OpenCV may list the grid from any of its corners, mirrored or not. A camera sees the board's front,
+    never its mirror image, which fixes the handedness; on a board with an odd and an even number of
+    squares only one of the two remaining starts has a black corner square, which fixes the rest."""
+    found, corners = cv2.findChessboardCorners(image, tuple(inner), flags=cv2.CALIB_CB_ADAPTIVE_THRESH)
+    if not found:
+        return None
+    corners = cv2.cornerSubPix(image, corners, (3, 3), (-1, -1),
+                               (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3))
+    grid = corners.reshape(inner[1], inner[0], 2)  # OpenCV 4 gives (N, 1, 2), OpenCV 5 (N, 2)
+
+    def grey(point: np.ndarray) -> float:
+        x, y = np.clip(np.round(point).astype(int), 0, [image.shape[1] - 1, image.shape[0] - 1])
+        return float(image[y, x])
+
+    for g in (grid, grid[::-1, ::-1], grid[:, ::-1], grid[::-1, :]):
+        along, down = g[0, 1] - g[0, 0], g[1, 0] - g[0, 0]
+        if along[0] * down[1] - along[1] * down[0] <= 0:  # image y points down: the front has a positive turn
+            continue
+        if grey(g[0, 0] - 0.5 * along - 0.5 * down) < grey(g[0, 0] + 0.5 * along - 0.5 * down):
+            return np.ascontiguousarray(g.reshape(-1, 2), dtype=np.float32)
+    return None
+
+
+def calibrate_extrinsics(images: dict[str, np.ndarray], cals: dict[str, CameraCalibration],
+                         board_in_hand: tuple[np.ndarray, np.ndarray], inner=BOARD_INNER,
+                         square: float = BOARD_SQUARE) -> dict[str, CameraCalibration]:
+    """Each camera's pose in the hand frame from a grey image of the board at a known pose.
+
+    ``board_in_hand``: (R, t) with x_hand = R @ x_board + t (board frame: origin at the first inner corner,
+    x along the columns, y along the rows, z out of the board's back, as ``board_points``). Returns copies of
+    ``cals`` with ``R_cam_from_hand`` and ``t_cam_from_hand`` set; a camera that does not see the whole
+    board is a ValueError naming it."""
+    from dataclasses import replace
+
+    R_hb, t_hb = (np.asarray(a, np.float64) for a in board_in_hand)
+    out = {}
+    for name, cal in cals.items():
+        if name not in images:
+            raise ValueError(f"extrinsics: no board image for camera {name!r}")
+        corners = board_corners(images[name], inner)
+        if corners is None:
+            raise ValueError(f"extrinsics: the {inner[0]}x{inner[1]} board is not (fully) visible to camera {name!r}")
+        ok, rvec, tvec = cv2.solvePnP(board_points(inner, square), corners, cal.camera_matrix, cal.distortion,
+                                      flags=cv2.SOLVEPNP_ITERATIVE)
+        if not ok:
+            raise ValueError(f"extrinsics: solvePnP failed for camera {name!r}")
+        R_cb = cv2.Rodrigues(rvec)[0]
+        R_ch = R_cb @ R_hb.T
+        out[name] = replace(cal, R_cam_from_hand=R_ch, t_cam_from_hand=tvec.ravel() - R_ch @ t_hb)
+    return out
+
+
+def parse_pose(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """"x y z qw qx qy qz" (m, unit quaternion wxyz) -> (R, t); errors say what is wrong."""
+    from vision.runtime.geometry import quat_to_matrix
+
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"--board-pose: {text!r} is not 7 numbers 'x y z qw qx qy qz'") from None
+    if len(values) != 7:
+        raise ValueError(f"--board-pose: expected 7 numbers 'x y z qw qx qy qz', got {len(values)}")
+    q = np.array(values[3:])
+    if not 0.9 < np.linalg.norm(q) < 1.1:
+        raise ValueError(f"--board-pose: the quaternion {values[3:]} is not of unit length")
+    return quat_to_matrix(q), np.array(values[:3])
 
 
 def print_calibration(cals: dict[str, CameraCalibration], fovy: float | None = None) -> None:

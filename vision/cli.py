@@ -119,9 +119,24 @@ def cmd_render_set(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from vision.calibrate import calibrate_images, calibrate_simulated, print_calibration
-    from vision.runtime.calibration import save_calibration
+    from vision.runtime.calibration import load_calibration, save_calibration
 
-    if args.images:
+    if args.extrinsics:
+        import cv2
+
+        from vision.calibrate import calibrate_extrinsics, parse_pose
+
+        if not args.board_pose:
+            raise SystemExit("--extrinsics needs --board-pose 'x y z qw qx qy qz' (the board's pose in the hand frame)")
+        if args.intrinsics is None:
+            raise SystemExit("--extrinsics needs --intrinsics FILE (a calibration made with --images)")
+        images = {}
+        for path in sorted(Path(args.extrinsics).glob("*")):
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+                images[path.stem] = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cals = calibrate_extrinsics(images, load_calibration(args.intrinsics), parse_pose(args.board_pose),
+                                    tuple(args.pattern), args.square)
+    elif args.images:
         cals = calibrate_images(args.images, args.pattern, args.square)
     else:
         cals = calibrate_simulated(n_views=args.views, size=args.size, seed=args.seed, fovy=args.fovy)
@@ -231,12 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="OpenCV checkerboard calibration -> intrinsics/distortion YAML",
                        description="Without --images: render a checkerboard in front of each vision camera in "
                                    "MuJoCo and calibrate (checks the pipeline). With --images DIR: calibrate real "
-                                   "cameras from DIR/<camera>/*.png checkerboard photos.")
+                                   "cameras from DIR/<camera>/*.png checkerboard photos. With --extrinsics DIR "
+                                   "--intrinsics FILE --board-pose POSE: add each camera's pose in the hand frame "
+                                   "from DIR/<camera>.png, one photo per camera of the board lying at POSE on the "
+                                   "hand; the estimator then triangulates the cube position.")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--images", type=Path, help="folder with one sub-folder of checkerboard images per camera")
     p.add_argument("--pattern", type=int, nargs=2, default=(7, 5), metavar=("COLS", "ROWS"),
                    help="inner corners of the real board")
     p.add_argument("--square", type=float, default=0.02, help="real board square size, m")
+    p.add_argument("--extrinsics", type=Path, help="folder with <camera>.png: the board at --board-pose")
+    p.add_argument("--intrinsics", type=Path, help="calibration file whose intrinsics --extrinsics starts from")
+    p.add_argument("--board-pose", help="'x y z qw qx qy qz': the board frame in the hand frame (m). Its origin is "
+                                        "the inner corner next to the black corner square, x along the COLS "
+                                        "corners, y along the ROWS; use a board with an odd and an even number "
+                                        "of squares (e.g. --pattern 6 5), so that corner is unique")
     p.add_argument("--views", type=int, default=12, help="rendered board poses per camera")
     p.add_argument("--size", type=int, default=200)
     p.add_argument("--fovy", type=float, default=None, help="render with this fovy instead of the scene's")

@@ -46,3 +46,67 @@ def test_calibration_file_errors_name_the_problem(tmp_path):
     bad.write_text("%YAML:1.0\n---\nfoo: 1\n")
     with pytest.raises(ValueError, match="no 'cameras'"):
         load_calibration(bad)
+
+
+def test_extrinsics_from_a_board_at_a_known_pose_on_the_hand(tmp_path):
+    """Images of a board lying at a known pose (perspective warps of the board texture through known
+    cameras) give back each camera's pose in the hand frame, through the CLI into a calibration file."""
+    import cv2
+
+    from vision.calibrate import MARGIN_SQUARES, TEXEL, calibrate_extrinsics, checkerboard_png, parse_pose
+    from vision.cli import main as vision_main
+    from vision.runtime.calibration import CameraCalibration, load_calibration, save_calibration
+    inner, square, size = (6, 5), 0.02, 200  # 7 x 6 squares: odd x even, so the corner order is unique
+    texture = cv2.imread(str(checkerboard_png(tmp_path / "board.png", inner)), cv2.IMREAD_GRAYSCALE)
+    # flat on the hand's xy plane, printed side up (board z, into the board, points down), turned 30 deg
+    board_pose = "0.03 -0.05 0.0 0 0.9659258 0.2588190 0"
+    R_hb, t_hb = parse_pose(board_pose)
+    np.testing.assert_allclose(R_hb @ [0, 0, 1], [0, 0, -1], atol=1e-6)
+    np.testing.assert_allclose(R_hb @ [1, 0, 0], [np.cos(np.pi / 6), np.sin(np.pi / 6), 0], atol=1e-6)
+    # texture pixels -> board metres (origin at the first inner corner)
+    px = square / TEXEL
+    to_board = np.array([[px, 0, -(MARGIN_SQUARES + 1) * square + 0.5 * px],
+                         [0, px, -(MARGIN_SQUARES + 1) * square + 0.5 * px], [0, 0, 1]])
+    K = np.array([[240.0, 0, 99.5], [0, 240.0, 99.5], [0, 0, 1]])
+    truth, cals = {}, {}
+    (tmp_path / "ext").mkdir()
+    for name, eye in (("cam_left", [-0.15, -0.25, 0.3]), ("cam_right", [0.2, -0.25, 0.3]), ("cam_top", [0.0, -0.1, 0.4])):
+        eye = np.array(eye)
+        z = (t_hb + R_hb @ [0.06, 0.05, 0]) - eye
+        z /= np.linalg.norm(z)
+        x = np.cross(z, [0.0, 0.0, 1.0])
+        x /= np.linalg.norm(x)
+        R_ch = np.stack([x, np.cross(z, x), z])
+        t_ch = -R_ch @ eye
+        truth[name] = (R_ch, t_ch)
+        R_cb, t_cb = R_ch @ R_hb, R_ch @ t_hb + t_ch
+        H = K @ np.column_stack([R_cb[:, 0], R_cb[:, 1], t_cb]) @ to_board
+        image = cv2.warpPerspective(texture, H, (size, size), flags=cv2.INTER_AREA, borderValue=160)
+        cv2.imwrite(str(tmp_path / "ext" / f"{name}.png"), image)
+        cals[name] = CameraCalibration(size, size, K, np.zeros(5), 0.1)
+    save_calibration(tmp_path / "intrinsics.yaml", cals)
+    assert vision_main(["calibrate", "--out", str(tmp_path / "full.yaml"), "--extrinsics", str(tmp_path / "ext"),
+                        "--intrinsics", str(tmp_path / "intrinsics.yaml"), "--board-pose", board_pose,
+                        "--pattern", "6", "5", "--square", str(square)]) == 0
+    loaded = load_calibration(tmp_path / "full.yaml")
+    grid = np.stack(np.meshgrid([-0.03, 0.0, 0.03], [-0.03, 0.0, 0.03], [0.0, 0.025, 0.05]), -1).reshape(-1, 3)
+    workspace = t_hb + R_hb @ [0.05, 0.04, 0] + grid
+    for name, (R_ch, t_ch) in truth.items():
+        angle = np.degrees(np.arccos(np.clip((np.trace(loaded[name].R_cam_from_hand @ R_ch.T) - 1) / 2, -1, 1)))
+        centre = -loaded[name].R_cam_from_hand.T @ loaded[name].t_cam_from_hand
+        assert angle < 1.5 and np.linalg.norm(centre - (-R_ch.T @ t_ch)) < 0.01, (name, angle, centre)
+        # what triangulation needs: points where the cube sits (around the board, up to 5 cm above it)
+        # project where the true camera projects them (pose errors along the view mostly cancel there)
+        pixels = []
+        for cam_R, cam_t in ((loaded[name].R_cam_from_hand, loaded[name].t_cam_from_hand), (R_ch, t_ch)):
+            p = (workspace @ cam_R.T + cam_t) @ K.T
+            pixels.append(p[:, :2] / p[:, 2:])
+        assert np.abs(pixels[0] - pixels[1]).max() < 0.6, name
+    # a camera that cannot see the board is named
+    blank = {n: np.full((size, size), 128, np.uint8) for n in cals}
+    import pytest
+
+    with pytest.raises(ValueError, match="cam_left"):
+        calibrate_extrinsics(blank, cals, (R_hb, t_hb), inner, square)
+    with pytest.raises(ValueError, match="7 numbers"):
+        parse_pose("0 0 0 1 0 0")
