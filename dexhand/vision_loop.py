@@ -40,7 +40,8 @@ class VisionPosePolicy:
         self._last = None
         self._geometry = None  # the cameras move at the env's reset: calibrate again at the first step
 
-    def _calibrated_cameras(self) -> dict | None:
+    def calibrated_cameras(self) -> dict | None:
+        """This episode's camera poses as a calibration gives them (None: the estimator cannot use them)."""
         if not getattr(self.estimator, "has_centre_head", False):
             return None
         if self._geometry is None:
@@ -56,7 +57,7 @@ class VisionPosePolicy:
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         from sim.env import HAND_ORIGIN
 
-        cameras = self._calibrated_cameras()
+        cameras = self.calibrated_cameras()
         views = self.env.render_views()
         pos, quat, confidence = (self.estimator.estimate(views) if cameras is None else
                                  self.estimator.estimate(views, camera_geometry=cameras))

@@ -70,10 +70,13 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     stages = parse_stages(args.stages)
     command = "dexhand vision " + shlex.join(args.argv)
     result = run_recipe(cfg, stages, command=command, progress=not args.no_progress)
-    if "train" in result:
-        val = result["train"]["val"]
-        print(f"best validation (epoch {result['train']['epoch'] + 1}): position median {val['pos_mm_median']:.2f} mm, "
-              f"orientation median {val['rot_deg_median']:.2f} deg; {result['train']['checkpoint']}")
+    for stage in ("train", "finetune"):
+        if stage in result:
+            val = result[stage]["val"]
+            tri = f" (triangulated {val['tri_mm_median']:.2f} mm)" if "tri_mm_median" in val else ""
+            print(f"{stage}: best validation (epoch {result[stage]['epoch'] + 1}): position median "
+                  f"{val['pos_mm_median']:.2f} mm{tri}, orientation median {val['rot_deg_median']:.2f} deg; "
+                  f"{result[stage]['checkpoint']}")
     if "export" in result:
         print(f"exported {result['export']}")
     return 0
@@ -81,6 +84,12 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from vision.export import export_onnx
+
+    if args.revalidate:
+        from vision.train import revalidate
+
+        val = revalidate(args.checkpoint)
+        print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items() if isinstance(v, float)))
 
     path = export_onnx(args.checkpoint, args.out, command=args.command)
     print(f"exported {path} and {path.with_suffix('.json')}")
@@ -96,7 +105,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         results = evaluate_image_set(args.model or DEFAULT_MODEL, args.real, calibration=args.calibration)
     else:
-        results = evaluate(args.model or DEFAULT_MODEL, n=args.n, seed=args.seed, calibration=args.calibration)
+        from vision.config import ExtrinsicsError
+
+        error = ExtrinsicsError(*args.extrinsics_error) if args.extrinsics_error else None
+        results = evaluate(args.model or DEFAULT_MODEL, n=args.n, seed=args.seed, calibration=args.calibration,
+                           extrinsics_error=error)
     print_evaluation(results)
     if args.json:
         from dexhand.report import write_json
@@ -218,15 +231,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--out", type=Path, required=True, help=".onnx path (the .json goes alongside)")
     p.add_argument("--command", default="", help="the command that trained it, recorded in the metadata")
+    p.add_argument("--revalidate", action="store_true",
+                   help="first recompute the checkpoint's validation figures on its own data's validation split "
+                        "(e.g. after a new figure was added; the export takes the confidence scales from them)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("eval", help="position/orientation error of an ONNX model on fresh renders",
                        description="Median and p90 errors on fresh sets with and without randomization, and with "
-                                   "one camera blacked out (the estimator's degraded mode).")
+                                   "one camera blacked out (the estimator's degraded mode). A model with a centre "
+                                   "head triangulates the position with the rendered cameras' poses perturbed by "
+                                   "a calibration error (--extrinsics-error); it is also scored without them.")
     p.add_argument("model", nargs="?", type=Path, help="ONNX model (default: the shipped one)")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--calibration", type=Path, help="calibration YAML the cameras were set from")
+    p.add_argument("--extrinsics-error", type=float, nargs=3, metavar=("POS_M", "ANGLE_RAD", "FOCAL_REL"),
+                   help="the calibration error a centre-head model triangulates with: camera centre std (m), "
+                        "orientation std (rad), relative focal-length std (default: vision.config.ExtrinsicsError)")
     p.add_argument("--real", type=Path, metavar="DIR",
                    help="score a labelled set of image files instead (DIR/labels.csv + DIR/<sample>/<camera>.png; "
                         "see vision/real.py and vision/models/README.md)")

@@ -155,10 +155,18 @@ class RecipeConfig:
     eval_seed: int = 4242
     gen: GenConfig = field(default_factory=GenConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # A second training stage from run_dir/best.pt: ``train`` with these overrides (e.g. the centre head),
+    # into finetune_dir; export then takes its best checkpoint. [] = no such stage.
+    finetune: list[str] = field(default_factory=list)
+    finetune_dir: str = "runs/vision_recipe_finetune"
 
     def validate(self) -> None:
         if self.n < 2:
             raise ConfigError(f"n: {self.n} samples leave nothing to train on")
+        if self.finetune:
+            from sim.configio import apply_overrides
+
+            apply_overrides(self.train, self.finetune)  # a bad override names its field here
         if self.eval_seed == self.seed:
             raise ConfigError(f"eval_seed: {self.eval_seed} equals the data seed; evaluate on an unseen seed")
         if self.gen.net_size and (self.gen.net_size, self.gen.crop) != (self.train.net_size, self.train.crop):

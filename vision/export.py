@@ -29,6 +29,8 @@ def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
 
 
 def export_onnx(checkpoint: Path, out: Path, command: str = "") -> Path:
+    """Write ``out`` (ONNX), its metadata JSON and its torch weights (``.pt``, without the optimizer state:
+    what ``train.init_from`` or ``load_checkpoint`` read, so training can go on from a shipped model)."""
     model, ck = load_checkpoint(checkpoint)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +54,9 @@ def export_onnx(checkpoint: Path, out: Path, command: str = "") -> Path:
                        if "uv" in names else {})},
         # confidence = 0.5 ** mean(err / scale): 0.5 at the validation median of the predicted errors.
         "confidence_scale": [max(float(pred[0]), 1e-3), max(float(pred[1]), 1e-3)],
+        # a triangulated pose's confidence uses the rays' reprojection residual instead of the position term
+        **({"residual_scale_px": float(ck["val"]["tri_residual_px_median"])}
+           if np.isfinite(ck["val"].get("tri_residual_px_median", float("nan"))) else {}),
         "validation": ck["val"],
         "epoch": int(ck["epoch"]),
         "n_train": ck.get("n_train"),
@@ -61,6 +66,7 @@ def export_onnx(checkpoint: Path, out: Path, command: str = "") -> Path:
         "exported_by": command,
     }
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    torch.save({k: v for k, v in ck.items() if k not in ("optimizer", "scheduler")}, out.with_suffix(".pt"))
     return out
 
 

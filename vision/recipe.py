@@ -6,8 +6,9 @@
 Stages: ``gen`` renders ``n`` samples into ``data_dir`` at network resolution (finished shards are
 kept, so an interrupted run resumes); ``train`` trains on the complete shards found (resuming from
 ``run_dir``/last.pt when present: ``train.time_limit_s`` counts the training time of all runs, and
-a checkpoint made with other settings is an error naming them); ``export`` writes the best
-checkpoint to ``export`` (ONNX + JSON); ``eval`` runs ``dexhand vision eval`` on ``eval_n`` fresh
+a checkpoint made with other settings is an error naming them); ``finetune`` (when ``finetune`` lists
+overrides) trains on from ``run_dir``/best.pt with them into ``finetune_dir``, resumable the same way;
+``export`` writes the last training stage's best checkpoint to ``export`` (ONNX + JSON + weights); ``eval`` runs ``dexhand vision eval`` on ``eval_n`` fresh
 samples per set from ``eval_seed`` and writes ``run_dir``/eval.json.
 """
 
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.configio import ConfigError, to_dict
-from vision.config import RecipeConfig
+from vision.config import RecipeConfig, TrainConfig
 
-STAGES = ("gen", "train", "export", "eval")
+STAGES = ("gen", "train", "finetune", "export", "eval")
 # settings a resumed training run may change: how long it runs
 RESUMABLE_CHANGES = {"epochs", "time_limit_s", "threads", "device"}
 
@@ -33,19 +34,28 @@ def parse_stages(text: str) -> list[str]:
     return stages
 
 
-def check_resume(cfg: RecipeConfig, last: Path) -> bool:
+def check_resume(cfg: RecipeConfig | TrainConfig, last: Path) -> bool:
     """Whether training resumes from ``last`` (it exists); raises if it was made with other settings."""
     if not last.is_file():
         return False
     import torch
 
     have = torch.load(last, weights_only=False, map_location="cpu")["config"]
-    want = to_dict(cfg.train)
+    want = to_dict(cfg.train if isinstance(cfg, RecipeConfig) else cfg)
     diff = sorted(k for k in set(have) | set(want) if k not in RESUMABLE_CHANGES and have.get(k) != want.get(k))
     if diff:
         raise ConfigError(f"{last} was trained with other settings ({', '.join(f'train.{k}' for k in diff)}); "
                           f"use another run_dir or delete it")
     return True
+
+
+def finetune_config(cfg: RecipeConfig) -> TrainConfig | None:
+    """The second training stage's config (None when the recipe has none)."""
+    if not cfg.finetune:
+        return None
+    from sim.configio import apply_overrides
+
+    return apply_overrides(cfg.train, [*cfg.finetune, f"init_from={Path(cfg.run_dir) / 'best.pt'}"])
 
 
 def run_recipe(cfg: RecipeConfig, stages: list[str], command: str = "", progress: bool = True) -> dict[str, Any]:
@@ -62,10 +72,19 @@ def run_recipe(cfg: RecipeConfig, stages: list[str], command: str = "", progress
         resume = check_resume(cfg, run / "last.pt")
         tr = train(cfg.train, data, run, resume=resume, command=command, progress=progress)
         result["train"] = {k: tr[k] for k in ("checkpoint", "epoch", "val")}
+    ft_cfg = finetune_config(cfg)
+    if "finetune" in stages and ft_cfg is not None:
+        from vision.train import train
+
+        ft = Path(cfg.finetune_dir)
+        if not (run / "best.pt").is_file():
+            raise FileNotFoundError(f"finetune: no checkpoint {run / 'best.pt'} (run the train stage first)")
+        tr = train(ft_cfg, data, ft, resume=check_resume(ft_cfg, ft / "last.pt"), command=command, progress=progress)
+        result["finetune"] = {k: tr[k] for k in ("checkpoint", "epoch", "val")}
     if "export" in stages and cfg.export:
         from vision.export import export_onnx
 
-        best = run / "best.pt"
+        best = (Path(cfg.finetune_dir) if ft_cfg is not None else run) / "best.pt"
         if not best.is_file():
             raise FileNotFoundError(f"export: no checkpoint {best} (run the train stage first)")
         result["export"] = str(export_onnx(best, Path(cfg.export), command=command))

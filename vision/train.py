@@ -206,15 +206,13 @@ def evaluate_torch(model, images: np.ndarray, pos: np.ndarray, quat: np.ndarray,
                "pred_err_median": np.median(pe, axis=0).tolist()}
     if uvs and cameras is not None and pipeline is not None:
         uv, net_pos = np.concatenate(uvs), np.concatenate(preds)
-        tri = np.array([_triangulated(uv[i], cameras[i], pipeline, net_pos[i]) for i in range(len(uv))])
+        found = [triangulate_centre(uv[i], cameras[i], pipeline.input_size, pipeline.crop) for i in range(len(uv))]
+        tri = np.array([net_pos[i] if t is None else t.point for i, t in enumerate(found)])
         tm = np.linalg.norm(tri - pos, axis=1) * 1000
-        metrics.update({"tri_mm_median": float(np.median(tm)), "tri_mm_p90": float(np.percentile(tm, 90))})
+        residuals = [t.residual_px for t in found if t is not None]
+        metrics.update({"tri_mm_median": float(np.median(tm)), "tri_mm_p90": float(np.percentile(tm, 90)),
+                        "tri_residual_px_median": float(np.median(residuals)) if residuals else float("nan")})
     return metrics
-
-
-def _triangulated(uv: np.ndarray, cameras: dict[str, Any], pipeline: PipelineConfig, fallback: np.ndarray) -> np.ndarray:
-    tri = triangulate_centre(uv, cameras, pipeline.input_size, pipeline.crop)
-    return fallback if tri is None else tri.point
 
 
 def centre_labels(pos: np.ndarray, cameras: list[dict[str, Any]], pipeline: PipelineConfig) -> np.ndarray:
@@ -448,6 +446,24 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     return {"checkpoint": str(best_path), "epoch": ck["epoch"], "val_pos_mm_median": ck["val"]["pos_mm_median"],
             "val_rot_deg_median": ck["val"]["rot_deg_median"], "val": ck["val"], "last": metrics,
             "epoch_losses": epoch_losses}
+
+
+def revalidate(checkpoint: Path) -> dict[str, Any]:
+    """Recompute a checkpoint's validation figures on the validation split of the data it was trained on
+    (same seed and fraction) and save them into it; returns them."""
+    from sim.configio import from_dict
+
+    ck = torch.load(checkpoint, weights_only=False)
+    cfg = from_dict(TrainConfig, ck["config"])
+    pipe_cfg = PipelineConfig(**{k: ck["pipeline"][k] for k in ("input_size", "net_size", "crop")})
+    ds = load_prepared(Path(ck["data"]), ImagePipeline(pipe_cfg))
+    val, _ = split_indices(len(ds["pos"]), cfg.val_fraction, cfg.seed)
+    model = build_model(cfg, len(ck["cameras"]))
+    model.load_state_dict(ck["model"])
+    ck["val"] = evaluate_torch(model, ds["images"][val], ds["pos"][val], ds["quat"][val],
+                               cameras=[ds["cameras"][i] for i in val], pipeline=pipe_cfg)
+    torch.save(ck, checkpoint)
+    return ck["val"]
 
 
 def _local_epoch(cfg: TrainConfig, model, opt, sched, writer, bar, epoch: int, steps_per_epoch: int,

@@ -31,7 +31,9 @@ def test_estimated_pose_replaces_the_simulators_in_the_policy_input():
     obs, _ = env.reset(seed=0)
     policy.reset()
     policy.act(obs)
-    pos, quat, _ = estimator.estimate(env.render_views())
+    cameras = policy.calibrated_cameras()  # a centre-head model triangulates with the calibrated rig
+    assert (cameras is not None) == estimator.has_centre_head
+    pos, quat, _ = estimator.estimate(env.render_views(), camera_geometry=cameras)
     seen = recorder.seen[0]
     lay = env.layout
     np.testing.assert_allclose(seen[lay["cube_pos"]], pos, atol=1e-6)

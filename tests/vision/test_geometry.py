@@ -11,6 +11,7 @@ from sim.configio import apply_overrides, to_dict
 from vision.config import GenConfig, TrainConfig
 from vision.runtime.geometry import (
     CameraGeometry,
+    look_at,
     net_to_pixel,
     perturbed,
     pixel_to_net,
@@ -24,17 +25,11 @@ KP = ["arch=keypoints", "net_size=32", "channels=[8,8,16]", "strides=[2,1,2]", "
 
 
 def _rig(size: int = 200) -> dict[str, CameraGeometry]:
-    """Three cameras looking at the origin from 0.4 m, like the scene's rig."""
-    out = {}
-    for name, eye in zip(CAMS, ([-0.2, -0.3, 0.15], [0.2, -0.3, 0.15], [0.0, -0.25, 0.3])):
-        eye = np.array(eye)
-        z = -eye / np.linalg.norm(eye)  # OpenCV: the camera looks along +z
-        x = np.cross(z, [0.0, 0.0, 1.0])
-        x /= np.linalg.norm(x)
-        R_cw = np.stack([x, np.cross(z, x), z])
-        f, c = 1.2 * size, (size - 1) / 2.0
-        out[name] = CameraGeometry(np.array([[f, 0, c], [0, f, c], [0, 0, 1]]), R_cw, -R_cw @ eye)
-    return out
+    """Three cameras looking at the origin from about 0.4 m, like the scene's rig."""
+    f, c = 1.2 * size, (size - 1) / 2.0
+    K = np.array([[f, 0, c], [0, f, c], [0, 0, 1]])
+    eyes = ([-0.2, -0.3, 0.15], [0.2, -0.3, 0.15], [0.0, -0.25, 0.3])
+    return {name: look_at(eye, [0.0, 0.0, 0.0], K) for name, eye in zip(CAMS, eyes)}
 
 
 def test_triangulation_recovers_the_point_and_degrades_gracefully():

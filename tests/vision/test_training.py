@@ -97,3 +97,35 @@ def test_shipped_model_loads_within_size_budget():
     assert est.metadata["command"].startswith(("dexhand vision train", "dexhand vision recipe"))
     pos, quat, conf = est.estimate({c: np.full((200, 200, 3), 90, np.uint8) for c in CAMS})
     assert pos.shape == (3,) and abs(np.linalg.norm(quat) - 1) < 1e-6 and 0 <= conf <= 1
+
+
+def test_recipe_finetune_stage_adds_the_centre_head(tmp_path):
+    """gen -> train -> finetune (centre head, from the train stage's best weights) -> export: the exported
+    model has the uv output and its weights file, and the finetune stage resumes rather than restarts."""
+    import torch
+
+    from sim.configio import ConfigError, apply_overrides
+    from vision.config import RecipeConfig
+    from vision.recipe import run_recipe
+    from vision.runtime import PoseEstimator
+
+    kp = ["arch=keypoints", "net_size=32", "channels=[8,8,16]", "strides=[2,1,2]", "keypoints=4", "feature_dim=16",
+          "hidden=16", "epochs=2", "batch_size=4", "val_fraction=0.25", "time_limit_s=0", "threads=1", "schedule=cosine"]
+    cfg = apply_overrides(RecipeConfig(), [
+        f"data_dir={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", f"finetune_dir={tmp_path / 'ft'}",
+        f"export={tmp_path / 'm.onnx'}", "n=8", "gen.shard_size=4", "gen.episode_steps=6", "gen.image_size=64",
+        "gen.net_size=32", "gen.crop=0.8", "workers=1", *(f"train.{o}" for o in kp),
+        "finetune=[centre_head=true, epochs=3]"])
+    result = run_recipe(cfg, ["gen", "train", "finetune", "export"], command="test", progress=False)
+    assert result["export"] == str(tmp_path / "m.onnx")
+    ck = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)
+    assert ck["config"]["centre_head"] and ck["config"]["init_from"] == str(tmp_path / "run" / "best.pt")
+    assert "tri_mm_median" in ck["val"] and ck["epoch"] == 2
+    est = PoseEstimator.load(tmp_path / "m.onnx")
+    assert est.has_centre_head and (tmp_path / "m.pt").is_file()
+    # resumed, not restarted: with the epochs raised only the new epoch runs; other settings are refused
+    run_recipe(apply_overrides(cfg, ["finetune=[centre_head=true, epochs=4]"]), ["finetune"], progress=False)
+    assert torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["epoch"] == 3
+    with pytest.raises(ConfigError, match="train.lr"):
+        run_recipe(apply_overrides(cfg, ["finetune=[centre_head=true, epochs=4, lr=0.1]"]), ["finetune"],
+                   progress=False)

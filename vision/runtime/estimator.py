@@ -5,7 +5,10 @@
 
 ``pos`` (3,) metres relative to the hand origin (hand axes), ``quat`` (4,) wxyz with w >= 0,
 ``confidence`` in [0, 1]: 0.5 ** mean(predicted error / its validation median), so 0.5 is a typical
-frame and lower means the network expects a larger error. Consumers should reject poses below a
+frame and lower means the network expects a larger error. A triangulated pose replaces the predicted
+position error (it predicts the regression's) by the rays' reprojection residual, and counts the
+predicted orientation error twice: 0.5 ** ((2 rot / its median + residual / its median) / 3), which ranks
+the errors better on a tuning set (``vision/models/README.md``). Consumers should reject poses below a
 threshold (``min_confidence``; e.g. hold the last good pose).
 
 Position: a model with a centre head (output ``uv``: the cube centre's position in each image)
@@ -61,6 +64,7 @@ class PoseEstimator:
             p["color_order"] = color_order
         self.pipeline = ImagePipeline(PipelineConfig(**p), calibrations)
         self.confidence_scale = np.asarray(metadata.get("confidence_scale", [1.0, 1.0]), dtype=np.float64)
+        self.residual_scale = float(metadata.get("residual_scale_px", 0.0))  # 0: residual not used
         self.min_confidence = float(min_confidence)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
@@ -116,6 +120,9 @@ class PoseEstimator:
             p = self.pipeline.config
             tri = triangulate_centre(out["uv"], geometry, p.input_size, p.crop, usable=present)
             if tri is not None:
+                if self.residual_scale > 0:
+                    ratio = (2.0 * max(err[1], 0.0) / self.confidence_scale[1] + tri.residual_px / self.residual_scale)
+                    confidence = float(0.5 ** (ratio / 3.0))
                 return PoseEstimate(tri.point, quat, confidence, float(err[0]), float(err[1]), used,
                                     "triangulated", tri.residual_px)
         return PoseEstimate(pos, quat, confidence, float(err[0]), float(err[1]), used)

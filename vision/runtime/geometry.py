@@ -64,6 +64,18 @@ def mujoco_camera(pos: Sequence[float], quat_wxyz: Sequence[float], fovy_deg: fl
     return CameraGeometry(pinhole_matrix(float(fovy_deg), size, size), R_cw, t_cw)
 
 
+def look_at(eye: Sequence[float], target: Sequence[float], K: np.ndarray, up: Sequence[float] = (0.0, 0.0, 1.0)
+            ) -> CameraGeometry:
+    """A camera at ``eye`` looking at ``target`` (image x to the right of the view, y down, as OpenCV)."""
+    eye = np.asarray(eye, np.float64)
+    z = np.asarray(target, np.float64) - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, up)
+    x /= np.linalg.norm(x)
+    R_cw = np.stack([x, np.cross(z, x), z])
+    return CameraGeometry(np.asarray(K, np.float64), R_cw, -R_cw @ eye)
+
+
 def crop_box(input_size: int, crop: float) -> tuple[int, int]:
     """(start, kept width) of the pipeline's centre crop, in input pixels (as ``ImagePipeline.prepare``)."""
     keep = int(round(input_size * crop))
