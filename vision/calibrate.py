@@ -129,6 +129,29 @@ def calibrate_simulated(n_views: int = 12, size: int = 200, seed: int = 0,
     return out
 
 
+def scene_extrinsics(cals: dict[str, CameraCalibration]) -> dict[str, CameraCalibration]:
+    """``cals`` with the simulated scene's nominal camera poses as their extrinsics (hand frame): what the
+    simulated rig (``sim_hand``, randomization off) needs for the estimator to triangulate."""
+    from dataclasses import replace
+
+    import mujoco
+
+    from sim.env import HAND_ORIGIN, CubeReorientEnv
+    from vision.cameras import camera_pose
+
+    env = CubeReorientEnv(overrides=["randomization.enabled=false"])
+    try:
+        data = mujoco.MjData(env.nominal)
+        mujoco.mj_forward(env.nominal, data)
+        out = {}
+        for name, cal in cals.items():
+            geom = camera_pose(env.nominal, data, name, cal.width, HAND_ORIGIN)
+            out[name] = replace(cal, R_cam_from_hand=geom.R_cw, t_cam_from_hand=geom.t_cw)
+        return out
+    finally:
+        env.close()
+
+
 def calibrate_images(folder: Path, inner=BOARD_INNER, square: float = 0.02) -> dict[str, CameraCalibration]:
     """Real photos: ``folder/<camera>/*.png|jpg`` -> one calibration per camera sub-folder."""
     folder = Path(folder)

@@ -153,6 +153,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cals = calibrate_images(args.images, args.pattern, args.square)
     else:
         cals = calibrate_simulated(n_views=args.views, size=args.size, seed=args.seed, fovy=args.fovy)
+        if args.scene_extrinsics:
+            from vision.calibrate import scene_extrinsics
+
+            cals = scene_extrinsics(cals)
     save_calibration(args.out, cals)
     print_calibration(cals)
     print(f"wrote {args.out}")
@@ -276,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", type=int, nargs=2, default=(7, 5), metavar=("COLS", "ROWS"),
                    help="inner corners of the real board")
     p.add_argument("--square", type=float, default=0.02, help="real board square size, m")
+    p.add_argument("--scene-extrinsics", action="store_true",
+                   help="(simulated calibration) also write the scene's nominal camera poses, for the simulated "
+                        "rig: sim_demo.launch pose_source:=estimator camera_calibration:=FILE then triangulates")
     p.add_argument("--extrinsics", type=Path, help="folder with <camera>.png: the board at --board-pose")
     p.add_argument("--intrinsics", type=Path, help="calibration file whose intrinsics --extrinsics starts from")
     p.add_argument("--board-pose", help="'x y z qw qx qy qz': the board frame in the hand frame (m). Its origin is "

@@ -110,3 +110,26 @@ def test_extrinsics_from_a_board_at_a_known_pose_on_the_hand(tmp_path):
         calibrate_extrinsics(blank, cals, (R_hb, t_hb), inner, square)
     with pytest.raises(ValueError, match="7 numbers"):
         parse_pose("0 0 0 1 0 0")
+
+
+def test_scene_extrinsics_let_the_shipped_estimator_triangulate_in_the_simulated_rig(tmp_path):
+    """The simulated rig's calibration file (nominal camera poses) makes the shipped model triangulate the
+    cube on a real render of the unrandomized scene, close to the simulator's cube position."""
+    from sim.env import HAND_ORIGIN, CubeReorientEnv
+    from sim.scene import CAMERA_FOVY, VISION_CAMERAS
+    from vision.calibrate import scene_extrinsics
+    from vision.runtime import PoseEstimator
+    from vision.runtime.calibration import CameraCalibration, pinhole_matrix, save_calibration
+
+    ideal = {c: CameraCalibration(200, 200, pinhole_matrix(CAMERA_FOVY, 200, 200), np.zeros(5)) for c in VISION_CAMERAS}
+    save_calibration(tmp_path / "sim.yaml", scene_extrinsics(ideal))
+    est = PoseEstimator.load(calibration=tmp_path / "sim.yaml")
+    env = CubeReorientEnv(overrides=["randomization.enabled=false"])
+    try:
+        env.reset(seed=3)
+        e = est.estimate_full(env.render_views())
+        truth = env.cube_pos - HAND_ORIGIN
+    finally:
+        env.close()
+    assert e.position_source == "triangulated"
+    assert np.linalg.norm(e.pos - truth) < 0.01, (e.pos, truth)
