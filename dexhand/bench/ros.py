@@ -26,7 +26,8 @@ def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
     """Run the simulated rig; ``policy`` defaults to the shipped ONNX policy (else 'random').
 
     ``pose_source`` 'estimator' closes the loop through the cameras and the shipped pose CNN
-    instead of the simulator's cube pose."""
+    instead of the simulator's cube pose, with the rig's calibration (its nominal camera poses), so a
+    model with a centre head triangulates the position as on a calibrated robot."""
     if policy is None:
         policy = str(SHIPPED_POLICY) if SHIPPED_POLICY.is_file() else "random"
     if pose_source not in ("gt", "estimator"):
@@ -38,11 +39,31 @@ def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
         if not DEFAULT_MODEL.is_file():
             raise FileNotFoundError(f"pose_source estimator: no vision model at {DEFAULT_MODEL}")
         nodes = (*NODES, "/pose_estimator")
-        args = ["pose_source:=estimator", f"estimator_model:={DEFAULT_MODEL}"]
+        args = ["pose_source:=estimator", f"estimator_model:={DEFAULT_MODEL}",
+                f"camera_calibration:={_rig_calibration()}"]
     from dexhand.ros.launcher import sim_demo
 
     with sim_demo(policy, nodes, prefix="dexhand-bench-ros-", launch_args=args) as (_, home):
         return {**_measure(seconds, warmup, policy, home), "pose_source": pose_source}
+
+
+def _rig_calibration() -> Path:
+    """A calibration file of the simulated rig: ideal pinhole intrinsics and the scene's camera poses."""
+    import tempfile
+
+    import numpy as np
+
+    from sim.config import EnvConfig
+    from sim.scene import CAMERA_FOVY, VISION_CAMERAS
+    from vision.calibrate import scene_extrinsics
+    from vision.runtime.calibration import CameraCalibration, pinhole_matrix, save_calibration
+
+    size = EnvConfig().scene.vision_image_size  # what sim_hand renders
+    ideal = {c: CameraCalibration(size, size, pinhole_matrix(CAMERA_FOVY, size, size), np.zeros(5))
+             for c in VISION_CAMERAS}
+    path = Path(tempfile.mkdtemp(prefix="dexhand-bench-ros-calib-")) / "sim_calib.yaml"
+    save_calibration(path, scene_extrinsics(ideal))
+    return path
 
 
 def _measure(seconds: float, warmup: float, policy: str, home: Path) -> dict[str, Any]:
