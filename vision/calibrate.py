@@ -129,6 +129,17 @@ def calibrate_simulated(n_views: int = 12, size: int = 200, seed: int = 0,
     return out
 
 
+def scene_calibration(size: int | None = None) -> dict[str, CameraCalibration]:
+    """The simulated rig's calibration without rendering: the ideal pinhole intrinsics of the scene's
+    cameras (``size``: the env's vision image size by default) and their nominal poses."""
+    from sim.config import EnvConfig
+    from sim.scene import CAMERA_FOVY, VISION_CAMERAS
+
+    size = size or EnvConfig().scene.vision_image_size
+    return scene_extrinsics({c: CameraCalibration(size, size, pinhole_matrix(CAMERA_FOVY, size, size), np.zeros(5))
+                             for c in VISION_CAMERAS})
+
+
 def scene_extrinsics(cals: dict[str, CameraCalibration]) -> dict[str, CameraCalibration]:
     """``cals`` with the simulated scene's nominal camera poses as their extrinsics (hand frame): what the
     simulated rig (``sim_hand``, randomization off) needs for the estimator to triangulate."""
@@ -224,7 +235,7 @@ def calibrate_extrinsics(images: dict[str, np.ndarray], cals: dict[str, CameraCa
 
 def parse_pose(text: str) -> tuple[np.ndarray, np.ndarray]:
     """"x y z qw qx qy qz" (m, unit quaternion wxyz) -> (R, t); errors say what is wrong."""
-    from vision.runtime.geometry import quat_to_matrix
+    from dexhand.robot.rotations import to_matrix
 
     try:
         values = [float(v) for v in text.replace(",", " ").split()]
@@ -235,7 +246,7 @@ def parse_pose(text: str) -> tuple[np.ndarray, np.ndarray]:
     q = np.array(values[3:])
     if not 0.9 < np.linalg.norm(q) < 1.1:
         raise ValueError(f"--board-pose: the quaternion {values[3:]} is not of unit length")
-    return quat_to_matrix(q), np.array(values[:3])
+    return to_matrix(q), np.array(values[:3])
 
 
 def print_calibration(cals: dict[str, CameraCalibration], fovy: float | None = None) -> None:

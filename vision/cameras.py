@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vision.runtime.calibration import CameraCalibration
-from vision.runtime.geometry import MJ_TO_CV, CameraGeometry, pinhole_matrix
+from vision.runtime.geometry import CameraGeometry, mujoco_frame_camera
 
 if TYPE_CHECKING:  # mujoco loads only after sim has chosen the GL backend
     import mujoco
@@ -22,10 +22,8 @@ def camera_pose(model: mujoco.MjModel, data: mujoco.MjData, name: str, size: int
     """The camera's current K and pose (call after mj_forward / a step, which set cam_xpos/xmat), with
     world coordinates taken relative to ``origin`` when given (e.g. the hand origin of the pose labels)."""
     cam = model.camera(name).id
-    R_wc = data.cam_xmat[cam].reshape(3, 3) @ MJ_TO_CV
-    R_cw = R_wc.T
-    t_cw = -R_cw @ (data.cam_xpos[cam] - (0.0 if origin is None else origin))
-    return CameraGeometry(pinhole_matrix(float(model.cam_fovy[cam]), size, size), R_cw, t_cw)
+    return mujoco_frame_camera(data.cam_xmat[cam], data.cam_xpos[cam], float(model.cam_fovy[cam]), size,
+                               (0.0, 0.0, 0.0) if origin is None else origin)
 
 
 def camera_metadata(model: mujoco.MjModel, data: mujoco.MjData, cameras, size: int) -> dict:

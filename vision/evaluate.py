@@ -3,8 +3,8 @@
 Three sets: randomized, nominal (randomization off), and randomized with one camera blacked out (the
 estimator's degraded mode, cycling through the cameras). A model with a centre head triangulates the
 position with the cameras' poses as a calibration would give them (the true, randomized poses perturbed
-by ``ExtrinsicsError``); a fourth set reports the same model's direct position regression, as without
-calibrated extrinsics. Median and p90 of position error (mm) and
+by ``ExtrinsicsError``); two more sets score it with the exact poses, and with its direct position
+regression, as without calibrated extrinsics. Median and p90 of position error (mm) and
 orientation error (deg), the mean confidence, and how well confidence ranks the errors (Spearman
 correlation of 1 - confidence with the error: 1 = the least confident poses are the worst).
 """

@@ -48,21 +48,14 @@ def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
 
 
 def _rig_calibration() -> Path:
-    """A calibration file of the simulated rig: ideal pinhole intrinsics and the scene's camera poses."""
+    """The simulated rig's calibration file: ideal pinhole intrinsics and the scene's camera poses."""
     import tempfile
 
-    import numpy as np
+    from vision.calibrate import scene_calibration
+    from vision.runtime.calibration import save_calibration
 
-    from sim.config import EnvConfig
-    from sim.scene import CAMERA_FOVY, VISION_CAMERAS
-    from vision.calibrate import scene_extrinsics
-    from vision.runtime.calibration import CameraCalibration, pinhole_matrix, save_calibration
-
-    size = EnvConfig().scene.vision_image_size  # what sim_hand renders
-    ideal = {c: CameraCalibration(size, size, pinhole_matrix(CAMERA_FOVY, size, size), np.zeros(5))
-             for c in VISION_CAMERAS}
     path = Path(tempfile.mkdtemp(prefix="dexhand-bench-ros-calib-")) / "sim_calib.yaml"
-    save_calibration(path, scene_extrinsics(ideal))
+    save_calibration(path, scene_calibration())
     return path
 
 

@@ -44,11 +44,11 @@ def run(seconds: float = 3.0, model: Path | None = None, **_: Any) -> dict[str, 
            "threads": 1, "estimate": {"n": len(full), **_percentiles(full)},
            "inference_only": {"n": len(net), **_percentiles(net)}, "target_p99_ms": 15.0}
     if est.has_centre_head:
-        from vision.runtime.geometry import look_at, pinhole_matrix, pixel_to_net, triangulate_centre
+        from dexhand.robot.rotations import look_at
+        from vision.runtime.geometry import mujoco_camera, pixel_to_net, triangulate_centre
 
-        K = pinhole_matrix(40.0, size, size)
-        rig = {c: look_at([0.4 * np.cos(a), -0.4, 0.2 + 0.1 * np.sin(a)], [0.0, 0.0, 0.0], K)
-               for c, a in zip(est.cameras, (0.5, 2.6, 1.6))}
+        eyes = [np.array([0.4 * np.cos(a), -0.4, 0.2 + 0.1 * np.sin(a)]) for a in (0.5, 2.6, 1.6)]
+        rig = {c: mujoco_camera(eye, look_at(eye, np.zeros(3)), 40.0, size) for c, eye in zip(est.cameras, eyes)}
         uv = np.array([pixel_to_net(g.project(np.zeros((1, 3)))[0], size, est.pipeline.config.crop) for g in rig.values()])
         tri: list[float] = []
         end = time.perf_counter() + seconds / 4

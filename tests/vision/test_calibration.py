@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+from dexhand.robot.rotations import look_at
 
 
 def test_checkerboard_calibration_recovers_known_intrinsics(tmp_path):
@@ -56,6 +59,8 @@ def test_extrinsics_from_a_board_at_a_known_pose_on_the_hand(tmp_path):
     from vision.calibrate import MARGIN_SQUARES, TEXEL, calibrate_extrinsics, checkerboard_png, parse_pose
     from vision.cli import main as vision_main
     from vision.runtime.calibration import CameraCalibration, load_calibration, save_calibration
+    from vision.runtime.geometry import mujoco_camera
+
     inner, square, size = (6, 5), 0.02, 200  # 7 x 6 squares: odd x even, so the corner order is unique
     texture = cv2.imread(str(checkerboard_png(tmp_path / "board.png", inner)), cv2.IMREAD_GRAYSCALE)
     # flat on the hand's xy plane, printed side up (board z, into the board, points down), turned 30 deg
@@ -67,23 +72,16 @@ def test_extrinsics_from_a_board_at_a_known_pose_on_the_hand(tmp_path):
     px = square / TEXEL
     to_board = np.array([[px, 0, -(MARGIN_SQUARES + 1) * square + 0.5 * px],
                          [0, px, -(MARGIN_SQUARES + 1) * square + 0.5 * px], [0, 0, 1]])
-    K = np.array([[240.0, 0, 99.5], [0, 240.0, 99.5], [0, 0, 1]])
+    aim = t_hb + R_hb @ [0.06, 0.05, 0]  # the board's middle
     truth, cals = {}, {}
     (tmp_path / "ext").mkdir()
     for name, eye in (("cam_left", [-0.15, -0.25, 0.3]), ("cam_right", [0.2, -0.25, 0.3]), ("cam_top", [0.0, -0.1, 0.4])):
-        eye = np.array(eye)
-        z = (t_hb + R_hb @ [0.06, 0.05, 0]) - eye
-        z /= np.linalg.norm(z)
-        x = np.cross(z, [0.0, 0.0, 1.0])
-        x /= np.linalg.norm(x)
-        R_ch = np.stack([x, np.cross(z, x), z])
-        t_ch = -R_ch @ eye
-        truth[name] = (R_ch, t_ch)
-        R_cb, t_cb = R_ch @ R_hb, R_ch @ t_hb + t_ch
-        H = K @ np.column_stack([R_cb[:, 0], R_cb[:, 1], t_cb]) @ to_board
+        truth[name] = cam = mujoco_camera(eye, look_at(np.array(eye), aim), 45.0, size)
+        R_cb, t_cb = cam.R_cw @ R_hb, cam.R_cw @ t_hb + cam.t_cw
+        H = cam.K @ np.column_stack([R_cb[:, 0], R_cb[:, 1], t_cb]) @ to_board
         image = cv2.warpPerspective(texture, H, (size, size), flags=cv2.INTER_AREA, borderValue=160)
         cv2.imwrite(str(tmp_path / "ext" / f"{name}.png"), image)
-        cals[name] = CameraCalibration(size, size, K, np.zeros(5), 0.1)
+        cals[name] = CameraCalibration(size, size, cam.K, np.zeros(5), 0.1)
     save_calibration(tmp_path / "intrinsics.yaml", cals)
     assert vision_main(["calibrate", "--out", str(tmp_path / "full.yaml"), "--extrinsics", str(tmp_path / "ext"),
                         "--intrinsics", str(tmp_path / "intrinsics.yaml"), "--board-pose", board_pose,
@@ -91,21 +89,15 @@ def test_extrinsics_from_a_board_at_a_known_pose_on_the_hand(tmp_path):
     loaded = load_calibration(tmp_path / "full.yaml")
     grid = np.stack(np.meshgrid([-0.03, 0.0, 0.03], [-0.03, 0.0, 0.03], [0.0, 0.025, 0.05]), -1).reshape(-1, 3)
     workspace = t_hb + R_hb @ [0.05, 0.04, 0] + grid
-    for name, (R_ch, t_ch) in truth.items():
-        angle = np.degrees(np.arccos(np.clip((np.trace(loaded[name].R_cam_from_hand @ R_ch.T) - 1) / 2, -1, 1)))
-        centre = -loaded[name].R_cam_from_hand.T @ loaded[name].t_cam_from_hand
-        assert angle < 1.5 and np.linalg.norm(centre - (-R_ch.T @ t_ch)) < 0.01, (name, angle, centre)
+    for name, cam in truth.items():
+        got = loaded[name].geometry()
+        angle = np.degrees(np.arccos(np.clip((np.trace(got.R_cw @ cam.R_cw.T) - 1) / 2, -1, 1)))
+        assert angle < 1.5 and np.linalg.norm(got.centre - cam.centre) < 0.01, (name, angle, got.centre)
         # what triangulation needs: points where the cube sits (around the board, up to 5 cm above it)
         # project where the true camera projects them (pose errors along the view mostly cancel there)
-        pixels = []
-        for cam_R, cam_t in ((loaded[name].R_cam_from_hand, loaded[name].t_cam_from_hand), (R_ch, t_ch)):
-            p = (workspace @ cam_R.T + cam_t) @ K.T
-            pixels.append(p[:, :2] / p[:, 2:])
-        assert np.abs(pixels[0] - pixels[1]).max() < 0.6, name
+        assert np.abs(got.project(workspace) - cam.project(workspace)).max() < 0.6, name
     # a camera that cannot see the board is named
     blank = {n: np.full((size, size), 128, np.uint8) for n in cals}
-    import pytest
-
     with pytest.raises(ValueError, match="cam_left"):
         calibrate_extrinsics(blank, cals, (R_hb, t_hb), inner, square)
     with pytest.raises(ValueError, match="7 numbers"):
@@ -116,13 +108,11 @@ def test_scene_extrinsics_let_the_shipped_estimator_triangulate_in_the_simulated
     """The simulated rig's calibration file (nominal camera poses) makes the shipped model triangulate the
     cube on a real render of the unrandomized scene, close to the simulator's cube position."""
     from sim.env import HAND_ORIGIN, CubeReorientEnv
-    from sim.scene import CAMERA_FOVY, VISION_CAMERAS
-    from vision.calibrate import scene_extrinsics
+    from vision.calibrate import scene_calibration
     from vision.runtime import PoseEstimator
-    from vision.runtime.calibration import CameraCalibration, pinhole_matrix, save_calibration
+    from vision.runtime.calibration import save_calibration
 
-    ideal = {c: CameraCalibration(200, 200, pinhole_matrix(CAMERA_FOVY, 200, 200), np.zeros(5)) for c in VISION_CAMERAS}
-    save_calibration(tmp_path / "sim.yaml", scene_extrinsics(ideal))
+    save_calibration(tmp_path / "sim.yaml", scene_calibration())
     est = PoseEstimator.load(calibration=tmp_path / "sim.yaml")
     env = CubeReorientEnv(overrides=["randomization.enabled=false"])
     try:

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from dexhand.robot.rotations import look_at
 from sim.configio import apply_overrides, to_dict
 from vision.config import GenConfig, TrainConfig
 from vision.runtime.geometry import (
     CameraGeometry,
-    look_at,
+    mujoco_camera,
     net_to_pixel,
     perturbed,
     pixel_to_net,
@@ -26,10 +27,8 @@ KP = ["arch=keypoints", "net_size=32", "channels=[8,8,16]", "strides=[2,1,2]", "
 
 def _rig(size: int = 200) -> dict[str, CameraGeometry]:
     """Three cameras looking at the origin from about 0.4 m, like the scene's rig."""
-    f, c = 1.2 * size, (size - 1) / 2.0
-    K = np.array([[f, 0, c], [0, f, c], [0, 0, 1]])
     eyes = ([-0.2, -0.3, 0.15], [0.2, -0.3, 0.15], [0.0, -0.25, 0.3])
-    return {name: look_at(eye, [0.0, 0.0, 0.0], K) for name, eye in zip(CAMS, eyes)}
+    return {name: mujoco_camera(eye, look_at(np.array(eye), np.zeros(3)), 45.0, size) for name, eye in zip(CAMS, eyes)}
 
 
 def test_triangulation_recovers_the_point_and_degrades_gracefully():

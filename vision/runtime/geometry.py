@@ -14,6 +14,8 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from dexhand.robot.rotations import to_matrix
+
 MJ_TO_CV = np.diag([1.0, -1.0, -1.0])  # MuJoCo cameras look along -z, y up; OpenCV's along +z, y down
 
 
@@ -47,33 +49,19 @@ def pinhole_matrix(fovy_deg: float, width: int, height: int) -> np.ndarray:
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
-def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
-def mujoco_camera(pos: Sequence[float], quat_wxyz: Sequence[float], fovy_deg: float, size: int,
-                  origin: Sequence[float] = (0.0, 0.0, 0.0)) -> CameraGeometry:
-    """A world-body MuJoCo camera (cam_pos, cam_quat, cam_fovy) as seen in ``size`` x ``size`` images,
-    with world coordinates taken relative to ``origin`` (e.g. the hand origin the pose labels use)."""
-    R_wc = quat_to_matrix(quat_wxyz) @ MJ_TO_CV
-    R_cw = R_wc.T
+def mujoco_frame_camera(R_world_cam: np.ndarray, pos: Sequence[float], fovy_deg: float, size: int,
+                        origin: Sequence[float] = (0.0, 0.0, 0.0)) -> CameraGeometry:
+    """A MuJoCo camera with world orientation ``R_world_cam`` (MuJoCo axes: looks along -z, y up) at
+    ``pos``, as seen in ``size`` x ``size`` images, world coordinates taken relative to ``origin``."""
+    R_cw = (np.asarray(R_world_cam, np.float64).reshape(3, 3) @ MJ_TO_CV).T
     t_cw = -R_cw @ (np.asarray(pos, np.float64) - np.asarray(origin, np.float64))
     return CameraGeometry(pinhole_matrix(float(fovy_deg), size, size), R_cw, t_cw)
 
 
-def look_at(eye: Sequence[float], target: Sequence[float], K: np.ndarray, up: Sequence[float] = (0.0, 0.0, 1.0)
-            ) -> CameraGeometry:
-    """A camera at ``eye`` looking at ``target`` (image x to the right of the view, y down, as OpenCV)."""
-    eye = np.asarray(eye, np.float64)
-    z = np.asarray(target, np.float64) - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    R_cw = np.stack([x, np.cross(z, x), z])
-    return CameraGeometry(np.asarray(K, np.float64), R_cw, -R_cw @ eye)
+def mujoco_camera(pos: Sequence[float], quat_wxyz: Sequence[float], fovy_deg: float, size: int,
+                  origin: Sequence[float] = (0.0, 0.0, 0.0)) -> CameraGeometry:
+    """A world-body MuJoCo camera (cam_pos, cam_quat, cam_fovy), as :func:`mujoco_frame_camera`."""
+    return mujoco_frame_camera(to_matrix(np.asarray(quat_wxyz, np.float64)), pos, fovy_deg, size, origin)
 
 
 def crop_box(input_size: int, crop: float) -> tuple[int, int]:
