@@ -220,13 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="field=value")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("recipe", help="the shipped model's recipe in one resumable command: gen, train, export, eval",
+    p = sub.add_parser("recipe", help="the shipped model's recipe in one resumable command: gen, train, finetune, export, eval",
                        description="Render the data at network resolution, train (resuming from RUN_DIR/last.pt; "
-                                   "train.time_limit_s is the total over all runs), export the best checkpoint and "
+                                   "train.time_limit_s is the total over all runs), fine-tune from its best weights "
+                                   "with the recipe's finetune overrides (into FINETUNE_DIR, resumable the same way), "
+                                   "export the best checkpoint and "
                                    "evaluate it on an unseen seed. Settings: vision/configs/recipe.yaml plus "
                                    "field=value overrides (e.g. train.time_limit_s=7200 n=40000).")
     p.add_argument("--config", type=Path, help="RecipeConfig YAML (default vision/configs/recipe.yaml)")
-    p.add_argument("--stages", default="gen,train,export,eval", help="comma-separated subset of gen,train,export,eval")
+    p.add_argument("--stages", help="comma-separated subset of gen,train,finetune,export,eval (default: all of them; "
+                                     "they always run in that order)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs)")
     p.add_argument("overrides", nargs="*", metavar="field=value")
     p.set_defaults(func=cmd_recipe)

@@ -1,6 +1,6 @@
 """``dexhand vision recipe``: the shipped model's whole recipe as one resumable command.
 
-    dexhand vision recipe                      # vision/configs/recipe.yaml: gen -> train -> export -> eval
+    dexhand vision recipe                      # vision/configs/recipe.yaml: gen -> train -> finetune -> export -> eval
     dexhand vision recipe --stages train,export train.time_limit_s=7200     # continue training longer
 
 Stages: ``gen`` renders ``n`` samples into ``data_dir`` at network resolution (finished shards are
@@ -26,7 +26,10 @@ STAGES = ("gen", "train", "finetune", "export", "eval")
 RESUMABLE_CHANGES = {"epochs", "time_limit_s", "threads", "device"}
 
 
-def parse_stages(text: str) -> list[str]:
+def parse_stages(text: str | None = None) -> list[str]:
+    """``--stages`` as a list; none given means the whole recipe (the fine-tune included)."""
+    if text is None:
+        return list(STAGES)
     stages = [s.strip() for s in text.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES]
     if bad or not stages:

@@ -209,6 +209,10 @@ def test_recipe_refuses_to_resume_a_run_with_other_settings(tmp_path):
     with pytest.raises(ConfigError, match=r"train\.lr"):
         check_resume(cfg, tmp_path / "last.pt")
     assert parse_stages("train, export") == ["train", "export"]
+    from vision.cli import build_parser
+
+    # `dexhand vision recipe` with no --stages runs the whole recipe, the fine-tune included
+    assert parse_stages(build_parser().parse_args(["recipe"]).stages) == ["gen", "train", "finetune", "export", "eval"]
     with pytest.raises(ConfigError, match="fly"):
         parse_stages("gen,fly")
 
