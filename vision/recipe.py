@@ -37,14 +37,14 @@ def parse_stages(text: str | None = None) -> list[str]:
     return stages
 
 
-def check_resume(cfg: RecipeConfig | TrainConfig, last: Path) -> bool:
+def check_resume(cfg: TrainConfig, last: Path) -> bool:
     """Whether training resumes from ``last`` (it exists); raises if it was made with other settings."""
     if not last.is_file():
         return False
     import torch
 
     have = torch.load(last, weights_only=False, map_location="cpu")["config"]
-    want = to_dict(cfg.train if isinstance(cfg, RecipeConfig) else cfg)
+    want = to_dict(cfg)
     diff = sorted(k for k in set(have) | set(want) if k not in RESUMABLE_CHANGES and have.get(k) != want.get(k))
     if diff:
         raise ConfigError(f"{last} was trained with other settings ({', '.join(f'train.{k}' for k in diff)}); "
@@ -61,6 +61,14 @@ def finetune_config(cfg: RecipeConfig) -> TrainConfig | None:
     return apply_overrides(cfg.train, [*cfg.finetune, f"init_from={Path(cfg.run_dir) / 'best.pt'}"])
 
 
+def _train_stage(cfg: TrainConfig, data: Path, out: Path, command: str, progress: bool) -> dict[str, Any]:
+    """Train into ``out``, resuming from its last.pt when present; the best checkpoint's summary."""
+    from vision.train import train
+
+    tr = train(cfg, data, out, resume=check_resume(cfg, out / "last.pt"), command=command, progress=progress)
+    return {k: tr[k] for k in ("checkpoint", "epoch", "val")}
+
+
 def run_recipe(cfg: RecipeConfig, stages: list[str], command: str = "", progress: bool = True) -> dict[str, Any]:
     data, run = Path(cfg.data_dir), Path(cfg.run_dir)
     result: dict[str, Any] = {"command": command, "stages": stages}
@@ -70,26 +78,19 @@ def run_recipe(cfg: RecipeConfig, stages: list[str], command: str = "", progress
         meta = generate_dataset(cfg.gen, data, cfg.n, seed=cfg.seed, workers=cfg.workers)
         result["gen"] = {"n": meta["n"], "shards": len(meta["shards"])}
     if "train" in stages:
-        from vision.train import train
-
-        resume = check_resume(cfg, run / "last.pt")
-        tr = train(cfg.train, data, run, resume=resume, command=command, progress=progress)
-        result["train"] = {k: tr[k] for k in ("checkpoint", "epoch", "val")}
+        result["train"] = _train_stage(cfg.train, data, run, command, progress)
     ft_cfg = finetune_config(cfg)
     if "finetune" in stages and ft_cfg is not None:
-        from vision.train import train
-
-        ft = Path(cfg.finetune_dir)
         if not (run / "best.pt").is_file():
             raise FileNotFoundError(f"finetune: no checkpoint {run / 'best.pt'} (run the train stage first)")
-        tr = train(ft_cfg, data, ft, resume=check_resume(ft_cfg, ft / "last.pt"), command=command, progress=progress)
-        result["finetune"] = {k: tr[k] for k in ("checkpoint", "epoch", "val")}
+        result["finetune"] = _train_stage(ft_cfg, data, Path(cfg.finetune_dir), command, progress)
     if "export" in stages and cfg.export:
         from vision.export import export_onnx
 
+        last_stage = "finetune" if ft_cfg is not None else "train"
         best = (Path(cfg.finetune_dir) if ft_cfg is not None else run) / "best.pt"
         if not best.is_file():
-            raise FileNotFoundError(f"export: no checkpoint {best} (run the train stage first)")
+            raise FileNotFoundError(f"export: no checkpoint {best} (run the {last_stage} stage first)")
         result["export"] = str(export_onnx(best, Path(cfg.export), command=command))
     if "eval" in stages:
         from vision.evaluate import evaluate, print_evaluation

@@ -200,14 +200,14 @@ def test_recipe_refuses_to_resume_a_run_with_other_settings(tmp_path):
     from vision.recipe import check_resume, parse_stages
 
     cfg = apply_overrides(RecipeConfig(), [f"run_dir={tmp_path}", *(f"train.{o}" for o in KP)])
-    assert not check_resume(cfg, tmp_path / "last.pt")
+    assert not check_resume(cfg.train, tmp_path / "last.pt")
     from sim.configio import to_dict
 
     torch.save({"config": {**to_dict(cfg.train), "time_limit_s": 1.0}}, tmp_path / "last.pt")
-    assert check_resume(cfg, tmp_path / "last.pt")  # only the time limit differs: resume
+    assert check_resume(cfg.train, tmp_path / "last.pt")  # only the time limit differs: resume
     torch.save({"config": {**to_dict(cfg.train), "lr": 0.5}}, tmp_path / "last.pt")
     with pytest.raises(ConfigError, match=r"train\.lr"):
-        check_resume(cfg, tmp_path / "last.pt")
+        check_resume(cfg.train, tmp_path / "last.pt")
     assert parse_stages("train, export") == ["train", "export"]
     from vision.cli import build_parser
 
