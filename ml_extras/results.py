@@ -231,14 +231,29 @@ def json_compact(value: Any) -> str:
     return _fmt(value)
 
 
-if __name__ == "__main__":  # print the README blocks of every committed result
+def main(argv: list[str] | None = None) -> None:
+    """Print the README blocks (tables, claims, command) of committed results."""
+    import argparse
     import json
-    import sys
 
-    for name in sys.argv[1:] or sorted(p.stem for p in RESULTS_DIR.glob("*.json")):
+    known = sorted(p.stem for p in RESULTS_DIR.glob("*.json"))
+    parser = argparse.ArgumentParser(
+        prog="python -m ml_extras.results",
+        description="Print the README blocks (tables, claims with their figures, command) of the full-mode "
+                    f"results committed in {RESULTS_DIR}.")
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"which results (default: all of {', '.join(known)})")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in known]
+    if unknown:
+        parser.error(f"no committed result for {', '.join(unknown)} in {RESULTS_DIR}; known: {', '.join(known)}")
+    for name in args.modules or known:
         data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
         table = data["table"]
         print(f"### {name}\n")
         for part in ([table] if isinstance(table, list) else list(table.values())):
             print(markdown_table(part) + "\n")
         print(markdown_claims(data) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -65,3 +65,13 @@ def test_markdown_rendering():
     text = R.markdown_claims({"command": "python -m ml_extras.x", "claims": [R.claim("c", R.greater(2, 1), {"a": 2.0})],
                               "run": {"wall_s": 3.0, "cpu_s": 2.0, "loadavg_start": [1.0], "loadavg_end": [2.0]}})
     assert "**holds**: c (a 2)" in text and "`python -m ml_extras.x`" in text
+
+
+def test_results_cli_prints_a_committed_result_and_names_an_unknown_one(capsys):
+    R.main(["melc"])
+    out = capsys.readouterr().out
+    assert out.startswith("### melc") and "- command: `python -m ml_extras.melc" in out
+    with pytest.raises(SystemExit):
+        R.main(["no_such_module"])
+    err = capsys.readouterr().err
+    assert "no committed result for no_such_module" in err and "melc" in err
