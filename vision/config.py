@@ -109,6 +109,9 @@ class TrainConfig:
     # Start from these weights: a checkpoint (.pt) or an exported model (.onnx, BatchNorm folded in);
     # parameters the file lacks (e.g. a new centre head) keep their fresh initialization.
     init_from: str = ""
+    # Train on the first N samples of the data folder only (0: all of it), so a stage made when the set
+    # was smaller stays reproducible after the set grows (shards are deterministic and kept in order).
+    max_samples: int = 0
 
     def validate(self) -> None:
         if self.arch not in ("keypoints", "flatten"):
@@ -135,6 +138,8 @@ class TrainConfig:
             raise ConfigError(f"init_from: {self.init_from!r} is neither a .pt checkpoint nor an .onnx model")
         if self.learner_timeout <= 0:
             raise ConfigError(f"learner_timeout: must be > 0 s, got {self.learner_timeout}")
+        if self.max_samples < 0:
+            raise ConfigError(f"max_samples: must be >= 0 (0 = all samples), got {self.max_samples}")
 
 
 @dataclass

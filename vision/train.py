@@ -261,6 +261,17 @@ def load_prepared(data: Path, pipeline: ImagePipeline) -> dict[str, np.ndarray]:
             "uv": centre_labels(raw["pos"], cameras, pipeline.config)}
 
 
+def first_samples(ds: dict[str, Any], max_samples: int, data: Path) -> dict[str, Any]:
+    """The first ``max_samples`` samples of a loaded set (0: all); fewer present is an error, since the
+    stage would silently train on another set than the one it was made with."""
+    if not max_samples:
+        return ds
+    if len(ds["pos"]) < max_samples:
+        raise ValueError(f"{data}: max_samples={max_samples} but the folder holds only {len(ds['pos'])} "
+                         f"complete samples (generate more, or lower max_samples)")
+    return {k: v[:max_samples] for k, v in ds.items()}
+
+
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(validation, training) indices. Sample i is in validation when the i-th draw of a stream seeded
     by ``seed`` is below ``val_fraction``, so the split of the first samples stays the same when more
@@ -354,7 +365,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     out.mkdir(parents=True, exist_ok=True)
     cfg.validate()
     pipe_cfg = PipelineConfig(input_size=_image_size(data), net_size=cfg.net_size, crop=cfg.crop)
-    ds = load_prepared(data, ImagePipeline(pipe_cfg))
+    ds = first_samples(load_prepared(data, ImagePipeline(pipe_cfg)), cfg.max_samples, data)
     n = len(ds["pos"])
     val, tr = split_indices(n, cfg.val_fraction, cfg.seed)
     if len(tr) < 1:
@@ -456,7 +467,7 @@ def revalidate(checkpoint: Path) -> dict[str, Any]:
     ck = torch.load(checkpoint, weights_only=False)
     cfg = from_dict(TrainConfig, ck["config"])
     pipe_cfg = PipelineConfig(**{k: ck["pipeline"][k] for k in ("input_size", "net_size", "crop")})
-    ds = load_prepared(Path(ck["data"]), ImagePipeline(pipe_cfg))
+    ds = first_samples(load_prepared(Path(ck["data"]), ImagePipeline(pipe_cfg)), cfg.max_samples, Path(ck["data"]))
     val, _ = split_indices(len(ds["pos"]), cfg.val_fraction, cfg.seed)
     model = build_model(cfg, len(ck["cameras"]))
     model.load_state_dict(ck["model"])

@@ -101,7 +101,8 @@ def test_shipped_model_loads_within_size_budget():
 
 def test_recipe_finetune_stage_adds_the_centre_head(tmp_path):
     """gen -> train -> finetune (centre head, from the train stage's best weights) -> export: the exported
-    model has the uv output and its weights file, and the finetune stage resumes rather than restarts."""
+    model has the uv output and its weights file, and the finetune stage resumes rather than restarts.
+    The train stage keeps to the first samples (``max_samples``) while the fine-tune reads the whole set."""
     import torch
 
     from sim.configio import ConfigError, apply_overrides
@@ -113,19 +114,26 @@ def test_recipe_finetune_stage_adds_the_centre_head(tmp_path):
           "hidden=16", "epochs=2", "batch_size=4", "val_fraction=0.25", "time_limit_s=0", "threads=1", "schedule=cosine"]
     cfg = apply_overrides(RecipeConfig(), [
         f"data_dir={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", f"finetune_dir={tmp_path / 'ft'}",
-        f"export={tmp_path / 'm.onnx'}", "n=8", "gen.shard_size=4", "gen.episode_steps=6", "gen.image_size=64",
+        f"export={tmp_path / 'm.onnx'}", "n=12", "gen.shard_size=4", "gen.episode_steps=6", "gen.image_size=64",
         "gen.net_size=32", "gen.crop=0.8", "workers=1", *(f"train.{o}" for o in kp),
-        "finetune=[centre_head=true, epochs=3]"])
+        "train.max_samples=8", "finetune=[centre_head=true, epochs=3, max_samples=0]"])
     result = run_recipe(cfg, ["gen", "train", "finetune", "export"], command="test", progress=False)
     assert result["export"] == str(tmp_path / "m.onnx")
     ck = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)
     assert ck["config"]["centre_head"] and ck["config"]["init_from"] == str(tmp_path / "run" / "best.pt")
     assert "tri_mm_median" in ck["val"] and ck["epoch"] == 2
+    assert ck["n_train"] + ck["n_val"] == 12
+    assert sum(torch.load(tmp_path / "run" / "best.pt", weights_only=False)[k] for k in ("n_train", "n_val")) == 8
     est = PoseEstimator.load(tmp_path / "m.onnx")
     assert est.has_centre_head and (tmp_path / "m.pt").is_file()
     # resumed, not restarted: with the epochs raised only the new epoch runs; other settings are refused
-    run_recipe(apply_overrides(cfg, ["finetune=[centre_head=true, epochs=4]"]), ["finetune"], progress=False)
+    run_recipe(apply_overrides(cfg, ["finetune=[centre_head=true, epochs=4, max_samples=0]"]), ["finetune"],
+               progress=False)
     assert torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["epoch"] == 3
     with pytest.raises(ConfigError, match="train.lr"):
-        run_recipe(apply_overrides(cfg, ["finetune=[centre_head=true, epochs=4, lr=0.1]"]), ["finetune"],
+        run_recipe(apply_overrides(cfg, ["finetune=[centre_head=true, epochs=4, lr=0.1, max_samples=0]"]),
+                   ["finetune"], progress=False)
+    # a stage that asks for more samples than the folder holds names the problem instead of training on fewer
+    with pytest.raises(ValueError, match="max_samples=20 but the folder holds only 12"):
+        run_recipe(apply_overrides(cfg, [f"run_dir={tmp_path / 'run2'}", "train.max_samples=20"]), ["train"],
                    progress=False)
