@@ -265,14 +265,23 @@ def finished_shards(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("shard_*.npz") if p.stem[6:].isdigit())
 
 
-def load_dataset(folder: Path) -> dict[str, np.ndarray]:
-    """All finished shards of a generated folder, concatenated in shard order."""
+def load_dataset(folder: Path, max_samples: int = 0) -> dict[str, np.ndarray]:
+    """The finished shards of a generated folder, concatenated in shard order: all of them, or only as many
+    as the first ``max_samples`` samples need. Fewer samples than ``max_samples`` is an error, since a
+    training stage would silently use another set than the one it was made with."""
     shards = finished_shards(folder)
     if not shards:
         raise FileNotFoundError(f"no shard_*.npz files in {folder} (generate with: dexhand vision gen --out {folder})")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in SHARD_KEYS}
+    count = 0
     for p in shards:
+        if max_samples and count >= max_samples:
+            break
         with np.load(p) as f:
             for k in SHARD_KEYS:
                 parts[k].append(f[k])
-    return {k: np.concatenate(v) for k, v in parts.items()}
+        count += len(parts["pos"][-1])
+    if max_samples and count < max_samples:
+        raise ValueError(f"{folder}: max_samples={max_samples} but the folder holds only {count} "
+                         f"complete samples (generate more, or lower max_samples)")
+    return {k: np.concatenate(v)[:max_samples or None] for k, v in parts.items()}

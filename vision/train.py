@@ -240,12 +240,12 @@ def stored_pipeline(data: Path) -> dict | None:
     return None
 
 
-def load_prepared(data: Path, pipeline: ImagePipeline) -> dict[str, np.ndarray]:
-    """Network-resolution uint8 images and labels of a generated folder. Raw frames go through
-    ``pipeline``; frames stored already prepared must have been made with the same settings."""
+def load_prepared(data: Path, pipeline: ImagePipeline, max_samples: int = 0) -> dict[str, np.ndarray]:
+    """Network-resolution uint8 images and labels of a generated folder (its first ``max_samples``; 0: all).
+    Raw frames go through ``pipeline``; frames stored already prepared must have been made with the same settings."""
     from vision.data import load_dataset, sample_cameras
 
-    raw = load_dataset(data)
+    raw = load_dataset(data, max_samples)
     stored = stored_pipeline(data)
     if stored is None:
         images = prepare_images(raw["images"], pipeline)
@@ -259,17 +259,6 @@ def load_prepared(data: Path, pipeline: ImagePipeline) -> dict[str, np.ndarray]:
     cameras = sample_cameras(raw, pipeline.config.input_size)
     return {"images": images, "pos": raw["pos"], "quat": raw["quat"], "cameras": cameras,
             "uv": centre_labels(raw["pos"], cameras, pipeline.config)}
-
-
-def first_samples(ds: dict[str, Any], max_samples: int, data: Path) -> dict[str, Any]:
-    """The first ``max_samples`` samples of a loaded set (0: all); fewer present is an error, since the
-    stage would silently train on another set than the one it was made with."""
-    if not max_samples:
-        return ds
-    if len(ds["pos"]) < max_samples:
-        raise ValueError(f"{data}: max_samples={max_samples} but the folder holds only {len(ds['pos'])} "
-                         f"complete samples (generate more, or lower max_samples)")
-    return {k: v[:max_samples] for k, v in ds.items()}
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -365,7 +354,7 @@ def train(cfg: TrainConfig, data: Path, out: Path, resume: bool = False, command
     out.mkdir(parents=True, exist_ok=True)
     cfg.validate()
     pipe_cfg = PipelineConfig(input_size=_image_size(data), net_size=cfg.net_size, crop=cfg.crop)
-    ds = first_samples(load_prepared(data, ImagePipeline(pipe_cfg)), cfg.max_samples, data)
+    ds = load_prepared(data, ImagePipeline(pipe_cfg), cfg.max_samples)
     n = len(ds["pos"])
     val, tr = split_indices(n, cfg.val_fraction, cfg.seed)
     if len(tr) < 1:
@@ -467,7 +456,7 @@ def revalidate(checkpoint: Path) -> dict[str, Any]:
     ck = torch.load(checkpoint, weights_only=False)
     cfg = from_dict(TrainConfig, ck["config"])
     pipe_cfg = PipelineConfig(**{k: ck["pipeline"][k] for k in ("input_size", "net_size", "crop")})
-    ds = first_samples(load_prepared(Path(ck["data"]), ImagePipeline(pipe_cfg)), cfg.max_samples, Path(ck["data"]))
+    ds = load_prepared(Path(ck["data"]), ImagePipeline(pipe_cfg), cfg.max_samples)
     val, _ = split_indices(len(ds["pos"]), cfg.val_fraction, cfg.seed)
     model = build_model(cfg, len(ck["cameras"]))
     model.load_state_dict(ck["model"])

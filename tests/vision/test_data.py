@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vision.config import GenConfig
 
@@ -41,6 +42,12 @@ def test_dataset_shards_resume_and_metadata(tmp_path):
     assert kept.stat().st_mtime_ns == stamp  # finished shard skipped
     again = load_dataset(tmp_path)
     np.testing.assert_array_equal(first["images"], again["images"])
+    # a prefix: only the shards it needs, cut inside the last; more than the folder holds is an error
+    head = load_dataset(tmp_path, max_samples=1)
+    for k, v in first.items():
+        np.testing.assert_array_equal(head[k], v[:1])
+    with pytest.raises(ValueError, match="max_samples=4 but the folder holds only 3"):
+        load_dataset(tmp_path, max_samples=4)
     saved = json.loads((tmp_path / "metadata.json").read_text())
     cam = saved["camera_nominal"]["cam_top"]
     assert saved["seed"] == 3 and cam["image_size"] == 64 and len(cam["camera_matrix"]) == 3
