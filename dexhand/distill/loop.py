@@ -126,8 +126,10 @@ class DaggerLoop:
         for i in range(cfg.dagger.n_envs):
             env = CubeReorientEnv(config=copy.deepcopy(cfg.student.env))
             self.envs.append(env)
-            self.teachers.append(MpcController(dataclasses.replace(self.planner_cfg, seed=self.planner_cfg.seed + i),
-                                               env=env))
+            # Fresh noise: a seed per env. Fixed noise: one noise set for all, so the label is one function of
+            # the state and warm start whichever env a pair comes from.
+            seed = self.planner_cfg.seed + (0 if self.planner_cfg.fixed_noise else i)
+            self.teachers.append(MpcController(dataclasses.replace(self.planner_cfg, seed=seed), env=env))
         self.rng = np.random.default_rng(cfg.seed + len(self.state["fitted"]) * 7919 + self.state["episodes"])
         from torch.utils.tensorboard import SummaryWriter
 

@@ -103,6 +103,27 @@ def test_bad_plan_student_settings_name_the_field(tmp_path):
         apply_overrides(DistillConfig(), ["student_kind=plan", "plan_layers=[]"])
 
 
+def _first_labels(d: PlanDagger) -> list[np.ndarray]:
+    """Each env's teacher labels the same start state from the same (empty) warm start."""
+    labels = []
+    for env, teacher in zip(d.envs, d.teachers):
+        env.reset(seed=3)
+        teacher.reset()
+        teacher.planner.warm_start(plan_targets(np.zeros((HORIZON, 20)), env.current_target, env.action_step),
+                                   env.current_target)
+        teacher.act()
+        labels.append(teacher.planner.label_plan.copy())
+    return labels
+
+
+def test_fixed_noise_teachers_share_one_noise_set_so_a_label_does_not_depend_on_the_env(tmp_path):
+    noise = "planner_overrides=[n_samples=6, horizon=3, plan_timestep_scale=2, fixed_noise=true]"
+    a, b = _first_labels(PlanDagger(apply_overrides(DistillConfig(), [*TINY, noise]), tmp_path / "f", progress=False))
+    assert np.allclose(a, b)
+    a, b = _first_labels(PlanDagger(apply_overrides(DistillConfig(), TINY), tmp_path / "r", progress=False))
+    assert not np.allclose(a, b)  # fresh noise: each env's teacher samples its own
+
+
 def test_residual_plan_net_adds_its_correction_to_the_carried_plan(tmp_path):
     obs_dim, horizon, nu = 6, 3, 4
     net = PlanNet(obs_dim, horizon, nu, (16,), residual=True)
