@@ -48,21 +48,22 @@ def board_points(inner=BOARD_INNER, square: float = BOARD_SQUARE) -> np.ndarray:
 def _board_scene(fovy: float, size: int):
     import mujoco
 
-    folder = Path(tempfile.mkdtemp(prefix="dexhand_checker_"))
-    png = checkerboard_png(folder / "board.png")
-    spec = mujoco.MjSpec()
-    spec.visual.global_.offwidth = size
-    spec.visual.global_.offheight = size
-    spec.add_texture(name="board", type=mujoco.mjtTexture.mjTEXTURE_2D, file=str(png))
-    mat = spec.add_material(name="board", texrepeat=[1, 1], texuniform=False)
-    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "board"
-    spec.worldbody.add_light(pos=[0, 0, 1], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
-    spec.worldbody.add_camera(name="cam", pos=[0, 0, 0], fovy=fovy)
-    board = spec.worldbody.add_body(name="board", mocap=True)
-    cols, rows = BOARD_INNER[0] + 1 + 2 * MARGIN_SQUARES, BOARD_INNER[1] + 1 + 2 * MARGIN_SQUARES
-    board.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[cols * BOARD_SQUARE / 2, rows * BOARD_SQUARE / 2, 0.01],
-                   material="board", rgba=[1, 1, 1, 1])
-    return spec.compile()
+    # MuJoCo reads the PNG when it compiles; the temporary folder goes once it has.
+    with tempfile.TemporaryDirectory(prefix="dexhand_checker_") as folder:
+        png = checkerboard_png(Path(folder) / "board.png")
+        spec = mujoco.MjSpec()
+        spec.visual.global_.offwidth = size
+        spec.visual.global_.offheight = size
+        spec.add_texture(name="board", type=mujoco.mjtTexture.mjTEXTURE_2D, file=str(png))
+        mat = spec.add_material(name="board", texrepeat=[1, 1], texuniform=False)
+        mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "board"
+        spec.worldbody.add_light(pos=[0, 0, 1], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
+        spec.worldbody.add_camera(name="cam", pos=[0, 0, 0], fovy=fovy)
+        board = spec.worldbody.add_body(name="board", mocap=True)
+        cols, rows = BOARD_INNER[0] + 1 + 2 * MARGIN_SQUARES, BOARD_INNER[1] + 1 + 2 * MARGIN_SQUARES
+        board.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[cols * BOARD_SQUARE / 2, rows * BOARD_SQUARE / 2, 0.01],
+                       material="board", rgba=[1, 1, 1, 1])
+        return spec.compile()
 
 
 def render_board_views(n_views: int, fovy: float, size: int = 200, seed: int = 0) -> list[np.ndarray]:

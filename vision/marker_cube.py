@@ -50,16 +50,17 @@ def marker_texture(path: Path, cell: int = CELL_PX) -> Path:
     return path
 
 
-def marker_spec(cfg: SceneConfig | None = None, texture_dir: Path | None = None) -> mujoco.MjSpec:
-    """The dexhand scene with the marker texture on the cube."""
+def marker_model(cfg: SceneConfig | None = None) -> mujoco.MjModel:
+    """The dexhand scene with the marker texture on the cube, compiled. The texture PNG lives only in a
+    temporary folder while MuJoCo compiles (it reads the file then), so nothing is left behind."""
     spec = build_spec(cfg or SceneConfig())
-    folder = Path(texture_dir or tempfile.mkdtemp(prefix="dexhand_aruco_"))
-    png = marker_texture(folder / "aruco_cube.png")
-    tex = spec.texture("texture:object")
-    tex.file = str(png.resolve())
-    tex.gridlayout = GRID_LAYOUT
-    tex.gridsize = [3, 4]
-    return spec
+    with tempfile.TemporaryDirectory(prefix="dexhand_aruco_") as folder:
+        png = marker_texture(Path(folder) / "aruco_cube.png")
+        tex = spec.texture("texture:object")
+        tex.file = str(png.resolve())
+        tex.gridlayout = GRID_LAYOUT
+        tex.gridsize = [3, 4]
+        return spec.compile()
 
 
 # Per face: (u, v) = cube-frame directions of the marker image's +column and +row axes on the rendered

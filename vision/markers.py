@@ -100,9 +100,9 @@ class MarkerSceneRenderer:
         import mujoco
 
         from sim.visual import CameraRenderer
-        from vision.marker_cube import marker_spec
+        from vision.marker_cube import marker_model
 
-        self.model = marker_spec(env.cfg.scene).compile()
+        self.model = marker_model(env.cfg.scene)
         self.data = mujoco.MjData(self.model)
         self.renderer = CameraRenderer(self.model, size, size)
         self.size = size

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 
 from dexhand.robot.rotations import look_at
 
 
-def test_checkerboard_calibration_recovers_known_intrinsics(tmp_path):
+def test_checkerboard_calibration_recovers_known_intrinsics(tmp_path, monkeypatch):
     from vision.calibrate import calibrate_grey_images, render_board_views
     from vision.runtime.calibration import load_calibration, pinhole_matrix, save_calibration
 
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     fovy = 50.0  # not the scene's 40, so a hard-coded answer cannot pass
     cal = calibrate_grey_images(render_board_views(8, fovy, size=200, seed=1))
+    assert not any(scratch.iterdir())  # the board texture's folder is gone once the scene is compiled
     truth = pinhole_matrix(fovy, 200, 200)
     assert abs(cal.camera_matrix[0, 0] / truth[0, 0] - 1) < 0.02
     assert abs(cal.camera_matrix[1, 1] / truth[1, 1] - 1) < 0.02

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 
 from vision.config import GenConfig
 
 
-def test_marker_baseline_recovers_rendered_poses():
-    """Under full visual randomization (camera jitter, lights, colours, pixel noise)."""
+def test_marker_baseline_recovers_rendered_poses(tmp_path, monkeypatch):
+    """Under full visual randomization (camera jitter, lights, colours, pixel noise); the marker
+    texture's temporary folder is gone once the scene is compiled."""
     from sim.scene import VISION_CAMERAS
     from vision.cameras import camera_pose
     from vision.data import generate_samples, make_env
@@ -17,7 +20,9 @@ def test_marker_baseline_recovers_rendered_poses():
 
     cfg = GenConfig(randomize=True, free_pose_fraction=0.5)
     env = make_env(cfg)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     renderer = MarkerSceneRenderer(env, cfg.image_size)
+    assert not any(tmp_path.iterdir())
     errors = []
 
     def hook(e):
