@@ -8,6 +8,7 @@ Targets (issue 4, 2-core machine): p99 < 30 ms and 0 missed cycles over 5 minute
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,29 +33,28 @@ def run(seconds: float = 30.0, policy: str | None = None, warmup: float = 3.0,
         policy = str(SHIPPED_POLICY) if SHIPPED_POLICY.is_file() else "random"
     if pose_source not in ("gt", "estimator"):
         raise ValueError(f"pose_source: 'gt' or 'estimator', got {pose_source!r}")
-    nodes, args = NODES, []
-    if pose_source == "estimator":
-        from vision.runtime.estimator import DEFAULT_MODEL
-
-        if not DEFAULT_MODEL.is_file():
-            raise FileNotFoundError(f"pose_source estimator: no vision model at {DEFAULT_MODEL}")
-        nodes = (*NODES, "/pose_estimator")
-        args = ["pose_source:=estimator", f"estimator_model:={DEFAULT_MODEL}",
-                f"camera_calibration:={_rig_calibration()}"]
     from dexhand.ros.launcher import sim_demo
 
-    with sim_demo(policy, nodes, prefix="dexhand-bench-ros-", launch_args=args) as (_, home):
-        return {**_measure(seconds, warmup, policy, home), "pose_source": pose_source}
+    with tempfile.TemporaryDirectory(prefix="dexhand-bench-ros-calib-") as calib_dir:
+        nodes, args = NODES, []
+        if pose_source == "estimator":
+            from vision.runtime.estimator import DEFAULT_MODEL
+
+            if not DEFAULT_MODEL.is_file():
+                raise FileNotFoundError(f"pose_source estimator: no vision model at {DEFAULT_MODEL}")
+            nodes = (*NODES, "/pose_estimator")
+            args = ["pose_source:=estimator", f"estimator_model:={DEFAULT_MODEL}",
+                    f"camera_calibration:={_rig_calibration(Path(calib_dir))}"]
+        with sim_demo(policy, nodes, prefix="dexhand-bench-ros-", launch_args=args) as (_, home):
+            return {**_measure(seconds, warmup, policy, home), "pose_source": pose_source}
 
 
-def _rig_calibration() -> Path:
+def _rig_calibration(folder: Path) -> Path:
     """The simulated rig's calibration file: ideal pinhole intrinsics and the scene's camera poses."""
-    import tempfile
-
     from vision.calibrate import scene_calibration
     from vision.runtime.calibration import save_calibration
 
-    path = Path(tempfile.mkdtemp(prefix="dexhand-bench-ros-calib-")) / "sim_calib.yaml"
+    path = folder / "sim_calib.yaml"
     save_calibration(path, scene_calibration())
     return path
 
